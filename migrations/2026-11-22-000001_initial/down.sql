@@ -1,0 +1,10 @@
+DROP TABLE kv_state;
+DROP TABLE chain_cursors;
+DROP TABLE cleanups;
+DROP TABLE pins;
+DROP TABLE file_owners;
+DROP TABLE files;
+DROP TYPE cleanup_status;
+DROP TYPE pin_lane;
+DROP TYPE pin_status;
+DROP TYPE file_status;

@@ -1,0 +1,192 @@
+//! Cleanup: deletes files whose orders closed, through sWorker `storage/delete` (which also unpins in IPFS).
+//!
+//! Work comes from the `cleanups` table, written by the Indexer in the same transaction that closed the file, so a
+//! wake-up lost in a crash loses nothing: the next interval finds the row. 404 counts as done; other failures are
+//! retried with backoff; a file that was ordered again is never deleted.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::puller::Abort;
+use super::{Deps, RestartActor, SharedPeers, Shutdown};
+use crate::db::pins::RetryPolicy;
+use crate::db::schema::pins as pins_t;
+use crate::db::{cleanups, DbError, Pin, PinStatus};
+use crate::sworker::DeleteOutcome;
+
+/// Wakes cleanup: the indexer closed files.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct FilesClosed {
+    pub count: usize,
+}
+
+/// Run a pass now; answers what it did.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Result<PassReport, String>")]
+pub struct RunNow;
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub deleted: usize,
+    pub not_found: usize,
+    pub cancelled: usize,
+    pub failed: usize,
+    pub deferred: usize,
+}
+
+pub struct Cleanup {
+    deps: Deps,
+    peers: SharedPeers,
+    running: bool,
+    stopped: bool,
+}
+
+impl Cleanup {
+    pub fn new(deps: Deps, peers: SharedPeers) -> Self {
+        Cleanup {
+            deps,
+            peers,
+            running: false,
+            stopped: false,
+        }
+    }
+
+    fn pass(&mut self, ctx: &mut Context<Self>) {
+        if self.running || self.stopped {
+            return;
+        }
+        self.running = true;
+        let fut = pass(self.deps.clone(), self.peers.clone());
+        ctx.spawn(fut.into_actor(self).map(|res, act, ctx| {
+            act.running = false;
+            if let Err(e) = res {
+                log::error!(target: "smanager::cleanup", "pass failed: {e}; restarting");
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+impl Actor for Cleanup {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.running = false;
+        let every = Duration::from_secs(self.deps.settings.cleanup.interval_secs);
+        ctx.run_interval(every, |act, ctx| act.pass(ctx));
+        self.pass(ctx);
+    }
+}
+
+impl Supervised for Cleanup {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        log::warn!(target: "smanager::cleanup", "restarting");
+    }
+}
+
+async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
+    let mut report = PassReport::default();
+    let limit = i64::from(deps.settings.cleanup.batch_size);
+    let due = deps.db.run(move |c| cleanups::due(c, limit)).await?;
+    let r = &deps.settings.retry;
+    let policy = RetryPolicy {
+        base_delay_secs: r.base_delay_secs,
+        max_delay_secs: r.max_delay_secs,
+        max_attempts: r.max_attempts,
+    };
+    for job in due {
+        let cid = job.cid.clone();
+        let (live, pin) = deps
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                let live = cleanups::file_is_live(c, &cid)?;
+                let pin: Option<Pin> = pins_t::table
+                    .filter(pins_t::cid.eq(&cid))
+                    .filter(pins_t::status.eq_any(PinStatus::LIVE.to_vec()))
+                    .select(Pin::as_select())
+                    .first(c)
+                    .optional()?;
+                Ok((live, pin))
+            })
+            .await?;
+        if live {
+            deps.db
+                .run(move |c| cleanups::cancel(c, job.id, "cancelled: file has a live order"))
+                .await?;
+            report.cancelled += 1;
+            continue;
+        }
+        if let Some(pin) = pin {
+            // Stop pulling a file whose order closed before deleting it.
+            if let Some(p) = peers.get() {
+                let _ = p
+                    .puller
+                    .send(Abort {
+                        pin_id: pin.id,
+                        reason: "order closed".into(),
+                    })
+                    .await;
+            }
+            let id = job.id;
+            let policy = policy;
+            deps.db
+                .run(move |c| cleanups::finish_err(c, id, "waiting for a live pin to stop", &policy))
+                .await?;
+            report.deferred += 1;
+            continue;
+        }
+        match deps.sworker.delete(&job.cid).await {
+            Ok(outcome) => {
+                let note = (outcome == DeleteOutcome::NotFound).then_some("sWorker did not hold it (404)");
+                let id = job.id;
+                deps.db.run(move |c| cleanups::finish_ok(c, id, note)).await?;
+                log::info!(target: "smanager::cleanup", cid = job.cid.as_str(); "deleted ({outcome:?})");
+                match outcome {
+                    DeleteOutcome::Deleted => report.deleted += 1,
+                    DeleteOutcome::NotFound => report.not_found += 1,
+                }
+            }
+            Err(e) => {
+                let id = job.id;
+                let msg = e.to_string();
+                let status = deps.db.run(move |c| cleanups::finish_err(c, id, &msg, &policy)).await?;
+                log::warn!(target: "smanager::cleanup", cid = job.cid.as_str(); "delete failed: {e} → {status}");
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+impl Handler<FilesClosed> for Cleanup {
+    type Result = ();
+    fn handle(&mut self, _: FilesClosed, ctx: &mut Self::Context) {
+        self.pass(ctx);
+    }
+}
+
+impl Handler<RunNow> for Cleanup {
+    type Result = ResponseActFuture<Self, Result<PassReport, String>>;
+    fn handle(&mut self, _: RunNow, _: &mut Self::Context) -> Self::Result {
+        let fut = pass(self.deps.clone(), self.peers.clone());
+        Box::pin(fut.into_actor(self).map(|res, _, _| res.map_err(|e| e.to_string())))
+    }
+}
+
+impl Handler<RestartActor> for Cleanup {
+    type Result = ();
+    fn handle(&mut self, _: RestartActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for Cleanup {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) {
+        self.stopped = true;
+    }
+}

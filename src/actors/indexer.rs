@@ -1,0 +1,188 @@
+//! Indexer: follows finalized blocks from its persisted cursor and turns them into file rows.
+//!
+//! The cursor is the last block whose rows are committed, moved in the same transaction as those rows, so a crash
+//! or a restart resumes exactly after it: no block is skipped, none is applied twice. With no cursor yet it starts at
+//! the current finalized head (the FilesV2 scanner covers the past).
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::{Deps, RestartActor, SharedPeers, Shutdown};
+use crate::db::{files, state, DbError};
+
+/// Wakes the picker: new orders are in the database.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct FilesIndexed {
+    pub count: usize,
+}
+
+/// Asks where the indexer stands.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "IndexerProgress")]
+pub struct GetProgress;
+
+/// The indexer's position, as loaded from and written to PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexerProgress {
+    /// Next block to index (`None` until the cursor is loaded or the first head is known).
+    pub next_block: Option<u64>,
+    /// Times the actor (re)started.
+    pub starts: u32,
+}
+
+pub struct Indexer {
+    deps: Deps,
+    peers: SharedPeers,
+    progress: std::rc::Rc<std::cell::Cell<IndexerProgress>>,
+    follow: Option<SpawnHandle>,
+}
+
+impl Indexer {
+    pub fn new(deps: Deps, peers: SharedPeers) -> Self {
+        Indexer {
+            deps,
+            peers,
+            progress: Default::default(),
+            follow: None,
+        }
+    }
+}
+
+impl Actor for Indexer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let mut p = self.progress.get();
+        p.starts += 1;
+        p.next_block = None;
+        self.progress.set(p);
+        let db = self.deps.db.clone();
+        let load = async move { db.run(|c| state::cursor(c, state::INDEXER_CURSOR)).await };
+        ctx.spawn(load.into_actor(self).map(|res, act, ctx| match res {
+            Ok(cursor) => {
+                let next = cursor
+                    .and_then(|c| c.block_number)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .map(|n| n + 1);
+                let mut p = act.progress.get();
+                p.next_block = next;
+                act.progress.set(p);
+                log::info!(target: "smanager::indexer", "started; next block {}", next.map_or("= finalized head".into(), |n| n.to_string()));
+                let fut = follow(act.deps.clone(), act.peers.clone(), act.progress.clone());
+                act.follow = Some(ctx.spawn(fut.into_actor(act).map(|res, _act, ctx| {
+                    if let Err(e) = res {
+                        log::error!(target: "smanager::indexer", "stopping for a restart: {e}");
+                        ctx.stop();
+                    }
+                })));
+            }
+            Err(e) => {
+                log::error!(target: "smanager::indexer", "cannot load cursor: {e}; restarting in 2 s");
+                ctx.run_later(Duration::from_secs(2), |_, ctx| ctx.stop());
+            }
+        }));
+    }
+}
+
+impl Supervised for Indexer {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        log::warn!(target: "smanager::indexer", "restarting from the persisted cursor");
+        self.follow = None;
+    }
+}
+
+/// Catches up every finalized block after the cursor, then keeps following. Chain errors are retried with backoff
+/// (the block is not skipped); a database error ends the loop so the actor restarts from the cursor.
+async fn follow(
+    deps: Deps,
+    peers: SharedPeers,
+    progress: std::rc::Rc<std::cell::Cell<IndexerProgress>>,
+) -> Result<(), DbError> {
+    let cfg = &deps.settings.chain;
+    let poll = Duration::from_millis(cfg.poll_interval_ms);
+    let min_backoff = Duration::from_secs(cfg.reconnect_min_secs);
+    let max_backoff = Duration::from_secs(cfg.reconnect_max_secs);
+    let mut backoff = min_backoff;
+    let mut last_head = None;
+    loop {
+        let head = match deps.chain.finalized_head().await {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!(target: "smanager::indexer", "finalized head unavailable: {e}; retrying in {backoff:?}");
+                actix_rt::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+                continue;
+            }
+        };
+        if last_head != Some(head) {
+            let f = state::Finalized {
+                number: i64::try_from(head).unwrap_or(i64::MAX),
+                seen_at: chrono::Utc::now(),
+            };
+            deps.db.run(move |c| state::kv_set(c, state::KV_FINALIZED, &f)).await?;
+            last_head = Some(head);
+        }
+        let mut next = progress.get().next_block.unwrap_or(head);
+        while next <= head {
+            let block = match deps.chain.block(next).await {
+                Ok(b) => b,
+                Err(e) => {
+                    log::warn!(target: "smanager::indexer", "block {next}: {e}; retrying in {backoff:?}");
+                    actix_rt::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    break;
+                }
+            };
+            backoff = min_backoff;
+            let number = block.number;
+            let outcome = deps.db.run(move |c| files::apply_block(c, &block)).await?;
+            next = number + 1;
+            let mut p = progress.get();
+            p.next_block = Some(next);
+            progress.set(p);
+            if outcome.invalid > 0 {
+                log::warn!(target: "smanager::indexer", "block {number}: {} invalid file record(s) stored as `invalid`", outcome.invalid);
+            }
+            if let Some(peers) = peers.get() {
+                if outcome.ordered > 0 {
+                    peers.picker.do_send(FilesIndexed { count: outcome.ordered });
+                }
+                if outcome.closed > 0 {
+                    peers.cleanup.do_send(super::cleanup::FilesClosed { count: outcome.closed });
+                }
+            }
+        }
+        if progress.get().next_block.is_none() {
+            let mut p = progress.get();
+            p.next_block = Some(next);
+            progress.set(p);
+        }
+        actix_rt::time::sleep(poll).await;
+    }
+}
+
+impl Handler<GetProgress> for Indexer {
+    type Result = MessageResult<GetProgress>;
+    fn handle(&mut self, _: GetProgress, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.progress.get())
+    }
+}
+
+impl Handler<RestartActor> for Indexer {
+    type Result = ();
+    fn handle(&mut self, _: RestartActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for Indexer {
+    type Result = ();
+    /// Stops following; a block being written either commits or not, atomically, in its own transaction.
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
+        if let Some(h) = self.follow.take() {
+            ctx.cancel_future(h);
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Puller: drives `pin/add` for live pins. On Crust IPFS the pin seals every block into the sWorker as it arrives.
+//!
+//! Each pin runs under a lease in PostgreSQL, renewed while it runs. On (re)start the Puller re-adopts every live pin
+//! whose lease is its own, unheld or expired — the same pin row, never a second one — and drives it again (IPFS
+//! answers at once for content it already pinned). A pin ends at the absolute cap (a base plus size at a minimum
+//! rate), or earlier when streamed progress stops growing for the stall timeout.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+
+use super::picker::CapacityFreed;
+use super::sealer::Pinned;
+use super::{Deps, RestartActor, SharedPeers, Shutdown};
+use crate::db::pins::{self, FailKind, RetryPolicy};
+use crate::db::{DbError, Pin};
+use crate::ipfs::{IpfsError, PinEvent};
+
+/// Drive the live pin `pin_id` (reserved by the Picker).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Pull {
+    pub pin_id: i64,
+}
+
+/// Cancel a running pin (stalled seal, closed order, operator); the file is not blamed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "bool")]
+pub struct Abort {
+    pub pin_id: i64,
+    pub reason: String,
+}
+
+/// Pins this process is driving right now.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "Vec<i64>")]
+pub struct InFlight;
+
+/// How a pin attempt ended.
+#[derive(Debug)]
+enum Outcome {
+    Pinned,
+    Failed(String, FailKind),
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finished {
+    pin: Pin,
+    outcome: Outcome,
+}
+
+pub struct Puller {
+    deps: Deps,
+    peers: SharedPeers,
+    running: HashMap<i64, SpawnHandle>,
+    starts: u32,
+    stopped: bool,
+}
+
+impl Puller {
+    pub fn new(deps: Deps, peers: SharedPeers) -> Self {
+        Puller {
+            deps,
+            peers,
+            running: HashMap::new(),
+            starts: 0,
+            stopped: false,
+        }
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        let r = &self.deps.settings.retry;
+        RetryPolicy {
+            base_delay_secs: r.base_delay_secs,
+            max_delay_secs: r.max_delay_secs,
+            max_attempts: r.max_attempts,
+        }
+    }
+
+    /// Claims the lease and starts `pin/add`, unless this pin already runs here.
+    fn drive(&mut self, pin_id: i64, ctx: &mut Context<Self>) {
+        if self.stopped || self.running.contains_key(&pin_id) {
+            return;
+        }
+        let db = self.deps.db.clone();
+        let holder = self.deps.holder.clone();
+        let lease = self.deps.settings.puller.lease_secs;
+        // Mark the slot as taken before the claim returns, so a second Pull cannot race it.
+        let placeholder = ctx.spawn(fut::ready(()));
+        self.running.insert(pin_id, placeholder);
+        let claim = async move { db.run(move |c| pins::claim(c, pin_id, &holder, lease)).await };
+        ctx.spawn(claim.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(Some(pin)) => {
+                log::info!(target: "smanager::puller", cid = pin.cid.as_str(), pin = pin.id, attempt = pin.attempt; "pinning");
+                let fut = pin_once(act.deps.clone(), pin.clone());
+                let handle = ctx.spawn(
+                    fut.into_actor(act)
+                        .map(move |outcome, _act, ctx| ctx.notify(Finished { pin, outcome })),
+                );
+                act.running.insert(pin_id, handle);
+            }
+            Ok(None) => {
+                act.running.remove(&pin_id);
+            }
+            Err(e) => {
+                act.running.remove(&pin_id);
+                log::error!(target: "smanager::puller", "cannot claim pin {pin_id}: {e}; restarting");
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+/// One `pin/add` attempt with the absolute cap and the progress-driven stall timeout.
+async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
+    let p = &deps.settings.puller;
+    let size = u64::try_from(pin.size_bytes).unwrap_or(0);
+    let cap = Duration::from_secs(p.base_timeout_secs + size / p.min_bytes_per_sec.max(1));
+    let stall = Duration::from_secs(p.stall_timeout_secs);
+    let run = async {
+        let mut stream = deps.ipfs.pin_add(&pin.cid, cap).await?;
+        let mut streaming = false;
+        let mut last = 0u64;
+        loop {
+            // The stall timer only runs once the server has shown it streams progress.
+            let next = if streaming {
+                match actix_rt::time::timeout(stall, stream.next()).await {
+                    Ok(n) => n,
+                    Err(_) => return Err(PinFail::Stalled(last)),
+                }
+            } else {
+                stream.next().await
+            };
+            match next {
+                Some(Ok(PinEvent::Pinned)) => return Ok(()),
+                Some(Ok(PinEvent::Progress(n))) => {
+                    streaming = true;
+                    if n > last {
+                        last = n;
+                        let id = pin.id;
+                        let progress = i64::try_from(n).unwrap_or(i64::MAX);
+                        if let Err(e) = deps.db.run(move |c| pins::record_progress(c, id, progress)).await {
+                            log::warn!(target: "smanager::puller", "cannot record progress of pin {id}: {e}");
+                        }
+                    }
+                }
+                Some(Err(e)) => return Err(PinFail::Ipfs(e)),
+                None => return Err(PinFail::Ipfs(IpfsError::Decode("pin/add ended early".into()))),
+            }
+        }
+    };
+    match actix_rt::time::timeout(cap + Duration::from_secs(10), run).await {
+        Ok(Ok(())) => Outcome::Pinned,
+        Ok(Err(PinFail::Stalled(n))) => Outcome::Failed(
+            format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
+            FailKind::Error,
+        ),
+        Ok(Err(PinFail::Ipfs(e))) => {
+            let kind = if e.is_no_space() {
+                FailKind::NoSpace
+            } else {
+                FailKind::Error
+            };
+            Outcome::Failed(e.to_string(), kind)
+        }
+        Err(_) => Outcome::Failed(format!("timed out after {}s", cap.as_secs()), FailKind::Error),
+    }
+}
+
+enum PinFail {
+    Stalled(u64),
+    Ipfs(IpfsError),
+}
+
+impl From<IpfsError> for PinFail {
+    fn from(e: IpfsError) -> Self {
+        PinFail::Ipfs(e)
+    }
+}
+
+impl Actor for Puller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.starts += 1;
+        self.running.clear();
+        let lease = self.deps.settings.puller.lease_secs;
+        ctx.run_interval(Duration::from_secs((lease / 3).max(1)), move |act, ctx| {
+            let ids: Vec<i64> = act.running.keys().copied().collect();
+            if ids.is_empty() {
+                return;
+            }
+            let db = act.deps.db.clone();
+            let holder = act.deps.holder.clone();
+            let renew = async move { db.run(move |c| pins::renew(c, &holder, &ids, lease)).await };
+            ctx.spawn(renew.into_actor(act).map(|res: Result<usize, DbError>, _, ctx| {
+                if let Err(e) = res {
+                    log::error!(target: "smanager::puller", "cannot renew leases: {e}; restarting");
+                    ctx.stop();
+                }
+            }));
+        });
+        // Re-adopt what was in flight: our own leases, unheld ones and expired ones.
+        let db = self.deps.db.clone();
+        let holder = self.deps.holder.clone();
+        let load = async move { db.run(move |c| pins::adoptable(c, &holder)).await };
+        ctx.spawn(load.into_actor(self).map(|res, act, ctx| match res {
+            Ok(pins) => {
+                if !pins.is_empty() {
+                    log::info!(target: "smanager::puller", "re-adopting {} live pin(s)", pins.len());
+                }
+                for p in pins {
+                    act.drive(p.id, ctx);
+                }
+            }
+            Err(e) => {
+                log::error!(target: "smanager::puller", "cannot load live pins: {e}; restarting in 2 s");
+                ctx.run_later(Duration::from_secs(2), |_, ctx| ctx.stop());
+            }
+        }));
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+        // Dropping the requests closes their connections, which cancels the pins in IPFS; leases stay ours.
+        for (_, h) in self.running.drain() {
+            ctx.cancel_future(h);
+        }
+        Running::Stop
+    }
+}
+
+impl Supervised for Puller {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        log::warn!(target: "smanager::puller", "restarting; live pins will be re-adopted");
+    }
+}
+
+impl Handler<Pull> for Puller {
+    type Result = ();
+    fn handle(&mut self, msg: Pull, ctx: &mut Self::Context) {
+        self.drive(msg.pin_id, ctx);
+    }
+}
+
+impl Handler<Finished> for Puller {
+    type Result = ();
+    fn handle(&mut self, msg: Finished, ctx: &mut Self::Context) {
+        let Finished { pin, outcome } = msg;
+        let db = self.deps.db.clone();
+        let policy = self.policy();
+        let cid = pin.cid.clone();
+        let id = pin.id;
+        let save = async move {
+            match outcome {
+                Outcome::Pinned => db.run(move |c| pins::finish_ok(c, id)).await.map(|ok| (ok, None)),
+                Outcome::Failed(err, kind) => {
+                    let e2 = err.clone();
+                    db.run(move |c| pins::finish_err(c, id, &e2, kind, &policy))
+                        .await
+                        .map(|st| (false, Some((err, st))))
+                }
+            }
+        };
+        ctx.spawn(save.into_actor(self).map(move |res, act, ctx| {
+            act.running.remove(&id);
+            match res {
+                Ok((true, _)) => {
+                    log::info!(target: "smanager::puller", cid = cid.as_str(), pin = id; "pinned and sealed");
+                    if let Some(p) = act.peers.get() {
+                        p.sealer.do_send(Pinned { pin_id: id, cid: cid.clone() });
+                        p.picker.do_send(CapacityFreed);
+                    }
+                }
+                Ok((false, Some((err, status)))) => {
+                    log::warn!(target: "smanager::puller", cid = cid.as_str(), pin = id; "pin failed: {err} → {}", status.map_or("unchanged".into(), |s| s.to_string()));
+                    if let Some(p) = act.peers.get() {
+                        p.picker.do_send(CapacityFreed);
+                    }
+                }
+                Ok((false, None)) => {}
+                Err(e) => {
+                    log::error!(target: "smanager::puller", "cannot record the end of pin {id}: {e}; restarting");
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+}
+
+impl Handler<Abort> for Puller {
+    type Result = bool;
+    fn handle(&mut self, msg: Abort, ctx: &mut Self::Context) -> bool {
+        let Some(handle) = self.running.remove(&msg.pin_id) else {
+            return false;
+        };
+        ctx.cancel_future(handle);
+        let db = self.deps.db.clone();
+        let policy = self.policy();
+        let id = msg.pin_id;
+        let reason = format!("aborted: {}", msg.reason);
+        let save = async move { db.run(move |c| pins::finish_err(c, id, &reason, FailKind::Aborted, &policy)).await };
+        ctx.spawn(save.into_actor(self).map(move |res, act, ctx| match res {
+            Ok(_) => {
+                if let Some(p) = act.peers.get() {
+                    p.picker.do_send(CapacityFreed);
+                }
+            }
+            Err(e) => {
+                log::error!(target: "smanager::puller", "cannot record abort of pin {id}: {e}; restarting");
+                ctx.stop();
+            }
+        }));
+        true
+    }
+}
+
+impl Handler<InFlight> for Puller {
+    type Result = MessageResult<InFlight>;
+    fn handle(&mut self, _: InFlight, _: &mut Self::Context) -> Self::Result {
+        let mut v: Vec<i64> = self.running.keys().copied().collect();
+        v.sort_unstable();
+        MessageResult(v)
+    }
+}
+
+impl Handler<RestartActor> for Puller {
+    type Result = ();
+    fn handle(&mut self, _: RestartActor, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for Puller {
+    type Result = ResponseActFuture<Self, ()>;
+    /// Cancels running pins and hands their leases back, so the next start re-adopts them at once.
+    fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) -> Self::Result {
+        self.stopped = true;
+        for (_, h) in self.running.drain() {
+            ctx.cancel_future(h);
+        }
+        let db = self.deps.db.clone();
+        let holder = self.deps.holder.clone();
+        Box::pin(
+            async move { db.run(move |c| pins::release_leases(c, &holder)).await }
+                .into_actor(self)
+                .map(|res, _, _| match res {
+                    Ok(n) => log::info!(target: "smanager::puller", "released {n} lease(s) for the next start"),
+                    Err(e) => log::warn!(target: "smanager::puller", "cannot release leases (they will expire): {e}"),
+                }),
+        )
+    }
+}

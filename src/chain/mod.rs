@@ -1,0 +1,88 @@
+//! The chain as the pipeline needs it: finalized blocks turned into domain events.
+//!
+//! [`ChainSource`] is the seam between the Indexer actor and a real node: the subxt client implements it for Crust
+//! (and any Substrate runtime), tests and devnet drive the same actor through it.
+
+pub mod client;
+pub mod keys;
+pub mod ss58;
+
+use futures_util::future::LocalBoxFuture;
+
+/// A storage order as the indexer read it from a block: the call's arguments and its signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOrder {
+    pub cid: String,
+    /// `reported_file_size` of the order, in bytes.
+    pub size: u64,
+    pub tips: u128,
+    /// SS58 address of the signer.
+    pub owner: String,
+}
+
+/// Why an order stopped being live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// `Market.FileClosed`, or `CalculateSuccess` after which FilesV2 no longer holds the file.
+    Closed,
+    /// `Market.IllegalFileClosed`.
+    Illegal,
+}
+
+impl CloseReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Closed => "closed",
+            CloseReason::Illegal => "illegal",
+        }
+    }
+}
+
+/// What a finalized block means for the file index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEvent {
+    Ordered(FileOrder),
+    Closed { cid: String, reason: CloseReason },
+    /// Chain data that cannot be a file (a MerkleRoot that is not UTF-8 or not a CID): recorded, never dropped.
+    Invalid { raw: String, reason: String },
+}
+
+/// One finalized block, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedBlock {
+    pub number: u64,
+    pub hash: String,
+    pub timestamp_ms: Option<u64>,
+    pub events: Vec<ChainEvent>,
+}
+
+/// Why the chain could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+    #[error("block {number} cannot be decoded: {reason}")]
+    Decode { number: u64, reason: String },
+    #[error("block {0} is not finalized yet")]
+    NotFinalized(u64),
+}
+
+/// A source of finalized blocks.
+pub trait ChainSource {
+    /// Number of the newest finalized block.
+    fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>>;
+    /// The finalized block `number`, decoded into domain events.
+    fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>>;
+}
+
+/// Crust's legacy (pre-V14) type definitions, one versioned file for every runtime spec.
+pub const CRUST_TYPES_YAML: &str = include_str!("crust_types.yaml");
+
+/// The type registry subxt needs to decode Crust's V12 metadata: Substrate's base types plus Crust's own.
+pub fn legacy_types() -> Result<scale_info_legacy::ChainTypeRegistry, String> {
+    let mut types = subxt::ext::frame_decode::legacy_types::polkadot::relay_chain();
+    let crust = subxt::ext::frame_decode::legacy_types::from_bytes(CRUST_TYPES_YAML.as_bytes())
+        .map_err(|e| format!("crust_types.yaml: {e}"))?;
+    types.extend(crust);
+    Ok(types)
+}

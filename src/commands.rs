@@ -1,0 +1,204 @@
+//! The CLI's commands that work on the database (`migrate`, `status`, `files`, `retry`) and `run`.
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+
+use crate::cli::{FilesCommand, RetryArgs};
+use crate::config::Settings;
+use crate::db::state::{self, ChainHead, Finalized, GroupInfo};
+use crate::db::{self, cleanups, files, pins, Db, FileStatus};
+
+pub use crate::app::run;
+
+fn open(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database).context("connecting to PostgreSQL")?;
+    db.migrate().context("applying migrations")?;
+    Ok(db)
+}
+
+pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
+    let db = Db::connect(&settings.database).context("connecting to PostgreSQL")?;
+    let mut conn = db.conn()?;
+    if revert_all {
+        let v = db::revert_all_migrations(&mut conn)?;
+        println!("reverted {} migration(s)", v.len());
+    } else {
+        let v = db::run_migrations(&mut conn)?;
+        println!("applied {} migration(s){}", v.len(), if v.is_empty() { "; schema is current" } else { "" });
+    }
+    Ok(())
+}
+
+pub fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
+    let db = open(settings)?;
+    let mut c = db.conn()?;
+    let counts = files::count_by_status(&mut c)?;
+    let cursors = state::all_cursors(&mut c)?;
+    let head: Option<ChainHead> = state::kv_get(&mut c, state::KV_CHAIN_HEAD)?;
+    let finalized: Option<Finalized> = state::kv_get(&mut c, state::KV_FINALIZED)?;
+    let group: Option<GroupInfo> = state::kv_get(&mut c, state::KV_GROUP)?;
+    let paused: bool = state::kv_get(&mut c, state::KV_PICKING_PAUSED)?.unwrap_or(false);
+    let usage = pins::lane_usage(&mut c)?;
+    let cleanup: Vec<(String, i64)> = cleanups::count_by_status(&mut c)?
+        .into_iter()
+        .map(|(s, n)| (s.to_string(), n))
+        .collect();
+    let indexed = cursors
+        .iter()
+        .find(|c| c.name == state::INDEXER_CURSOR)
+        .and_then(|c| c.block_number);
+    let lag = match (finalized.as_ref(), indexed) {
+        (Some(f), Some(i)) => Some((f.number - i).max(0)),
+        _ => None,
+    };
+    if as_json {
+        let v = json!({
+            "files": counts,
+            "cursors": cursors,
+            "indexed_block": indexed,
+            "finalized_block": finalized.as_ref().map(|f| f.number),
+            "finalized_seen_at": finalized.as_ref().map(|f| f.seen_at),
+            "lag_blocks": lag,
+            "chain_head": head,
+            "group": group,
+            "picking_paused": paused,
+            "lanes": usage,
+            "cleanups": cleanup.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("files by status:");
+    for (s, n) in &counts {
+        println!("  {s:<20} {n}");
+    }
+    println!("in flight: small {} large {}, reserved {} bytes", usage.small, usage.large, usage.reserved_bytes);
+    println!(
+        "indexer: block {} (finalized {}, lag {})",
+        indexed.map_or("-".into(), |n| n.to_string()),
+        finalized.as_ref().map_or("-".into(), |f| f.number.to_string()),
+        lag.map_or("-".into(), |n| n.to_string())
+    );
+    for c in &cursors {
+        println!(
+            "cursor {:<10} block {:<10} scan key {} (round {}), updated {}",
+            c.name,
+            c.block_number.map_or("-".into(), |n| n.to_string()),
+            c.scan_key.as_deref().unwrap_or("-"),
+            c.scan_round,
+            c.updated_at
+        );
+    }
+    match &group {
+        Some(g) => println!(
+            "group: owner {} members {} our index {}",
+            g.owner.as_deref().unwrap_or("-"),
+            g.members.len(),
+            g.node_index.map_or("-".into(), |i| i.to_string())
+        ),
+        None => println!("group: not known yet"),
+    }
+    for (s, n) in &cleanup {
+        println!("cleanups {s:<10} {n}");
+    }
+    if paused {
+        println!("picking is PAUSED");
+    }
+    Ok(())
+}
+
+fn parse_status(s: &str) -> anyhow::Result<FileStatus> {
+    s.parse::<FileStatus>().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
+    let db = open(settings)?;
+    let mut c = db.conn()?;
+    match cmd {
+        FilesCommand::List {
+            status,
+            limit,
+            offset,
+            json: as_json,
+        } => {
+            let status = status.as_deref().map(parse_status).transpose()?;
+            if !(1..=10_000).contains(&limit) {
+                bail!("--limit must be from 1 to 10000");
+            }
+            let rows = files::list(&mut c, status, limit, offset.max(0))?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<62} {:<18} {:>14} {:>8} {:>4}  reason", "cid", "status", "size", "replicas", "try");
+                for f in rows {
+                    println!(
+                        "{:<62} {:<18} {:>14} {:>8} {:>4}  {}",
+                        f.cid,
+                        f.status.as_str(),
+                        f.size_bytes,
+                        f.replicas,
+                        f.attempts,
+                        f.last_error.or(f.status_reason).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        FilesCommand::Show { cid, json: as_json } => {
+            let Some(d) = files::detail(&mut c, &cid)? else {
+                bail!("no file {cid}");
+            };
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                let f = &d.file;
+                println!("cid        {}", f.cid);
+                println!("status     {} {}", f.status, f.status_reason.as_deref().unwrap_or(""));
+                println!("size       {} bytes, tips {}, amount {}", f.size_bytes, f.tips, f.amount);
+                println!("chain      expires at block {}, {} replicas", f.expired_at, f.replicas);
+                println!("seen by    events: {}, scan: {}", f.seen_by_event, f.seen_by_scan);
+                println!("attempts   {} last error {}", f.attempts, f.last_error.as_deref().unwrap_or("-"));
+                for o in &d.owners {
+                    println!("owner      {} ({} order(s), blocks {}–{})", o.owner, o.orders, o.first_block, o.last_block);
+                }
+                for p in &d.pins {
+                    println!(
+                        "pin #{:<6} {:<8} lane {:<5} attempt {} progress {} sealed {} B {}",
+                        p.id,
+                        p.status.as_str(),
+                        p.lane.as_str(),
+                        p.attempt,
+                        p.progress,
+                        p.sealed_bytes,
+                        p.error.as_deref().unwrap_or("")
+                    );
+                }
+                for cl in &d.cleanups {
+                    println!("cleanup #{} {} ({}) attempts {}", cl.id, cl.status, cl.reason, cl.attempts);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn retry(settings: &Settings, args: RetryArgs) -> anyhow::Result<()> {
+    let db = open(settings)?;
+    let mut c = db.conn()?;
+    let status = args.status.as_deref().map(parse_status).transpose()?;
+    if let Some(s) = status {
+        if !files::RETRYABLE.contains(&s) {
+            bail!(
+                "files in status `{s}` cannot be retried (retryable: {})",
+                files::RETRYABLE.map(|s| s.as_str()).join(", ")
+            );
+        }
+    }
+    let n = files::retry(&mut c, args.cid.as_deref(), status)?;
+    if n == 0 {
+        if let Some(cid) = &args.cid {
+            bail!("{cid} is unknown or not in a retryable status");
+        }
+    }
+    println!("{n} file(s) back in the queue");
+    Ok(())
+}

@@ -1,0 +1,448 @@
+//! The typed configuration tree and its built-in defaults.
+//!
+//! Field names serialize in the TypeScript manager's camelCase so the same names work in TOML, in the legacy JSON
+//! and (case-insensitively, underscores optional) in `SMANAGER__…` environment variables.
+
+use serde::{Deserialize, Serialize};
+
+/// The names accepted inside a `scheduler.strategy` table.
+pub const STRATEGY_WEIGHT_KEYS: [&str; 3] = ["existedFilesWeight", "dbFilesWeight", "newFilesWeight"];
+
+/// Everything smanager can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    pub chain: ChainSettings,
+    pub sworker: SworkerSettings,
+    pub ipfs: IpfsSettings,
+    pub node: NodeSettings,
+    pub telemetry: TelemetrySettings,
+    /// Kept for the TypeScript config: where it put its SQLite file. We keep state in PostgreSQL and only write
+    /// scratch files here.
+    pub data_dir: String,
+    pub scheduler: SchedulerSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_coordinator: Option<SealCoordinatorSettings>,
+    pub database: DatabaseSettings,
+    pub admin: AdminSettings,
+    pub puller: PullerSettings,
+    pub sealer: SealerSettings,
+    pub retry: RetrySettings,
+    pub cleanup: CleanupSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            chain: ChainSettings::default(),
+            sworker: SworkerSettings::default(),
+            ipfs: IpfsSettings::default(),
+            node: NodeSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            data_dir: "data".into(),
+            scheduler: SchedulerSettings::default(),
+            seal_coordinator: None,
+            database: DatabaseSettings::default(),
+            admin: AdminSettings::default(),
+            puller: PullerSettings::default(),
+            sealer: SealerSettings::default(),
+            retry: RetrySettings::default(),
+            cleanup: CleanupSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// The Crust node and this node's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ChainSettings {
+    /// SS58 address of this storage member (the sWorker's account).
+    pub account: String,
+    /// WebSocket endpoint of the Crust node (crust-node serves ws on 19944).
+    pub end_point: String,
+    /// Exit (for the restart policy) when no new finalized block arrives for this long.
+    pub finalized_timeout_secs: u64,
+    /// How often the indexer asks for a new finalized head when it is caught up.
+    pub poll_interval_ms: u64,
+    /// First reconnect delay; doubles up to `reconnectMaxSecs`.
+    pub reconnect_min_secs: u64,
+    pub reconnect_max_secs: u64,
+    /// Pause between two full scans of `Market.FilesV2`.
+    pub scan_cooldown_secs: u64,
+    /// Keys per `state_getKeysPaged` call (the node caps it at 1000).
+    pub scan_page_size: u32,
+    /// Keys per `state_queryStorageAt` call.
+    pub scan_batch_size: u32,
+    /// Value batches in flight at once.
+    pub scan_parallelism: u32,
+    /// How often group membership and the live node count are refreshed.
+    pub group_refresh_secs: u64,
+}
+
+impl Default for ChainSettings {
+    fn default() -> Self {
+        ChainSettings {
+            account: String::new(),
+            end_point: "ws://127.0.0.1:19944".into(),
+            finalized_timeout_secs: 30 * 60,
+            poll_interval_ms: 1000,
+            reconnect_min_secs: 1,
+            reconnect_max_secs: 60,
+            scan_cooldown_secs: 6 * 3600,
+            scan_page_size: 1000,
+            scan_batch_size: 150,
+            scan_parallelism: 4,
+            group_refresh_secs: 600,
+        }
+    }
+}
+
+/// The sWorker HTTP API (without `/api/v0`; the client appends it, as the TypeScript manager did).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SworkerSettings {
+    pub end_point: String,
+    /// Per-request timeout.
+    pub timeout_secs: u64,
+}
+
+impl Default for SworkerSettings {
+    fn default() -> Self {
+        SworkerSettings {
+            end_point: "http://127.0.0.1:12222".into(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// Crust's IPFS (Kubo RPC API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct IpfsSettings {
+    pub end_point: String,
+    /// Timeout of short calls (`version`, `pin/ls`, `repo/stat`); `pin/add` has its own, see `puller`.
+    pub timeout_secs: u64,
+    /// `repo/gc` interval; 0 turns it off.
+    pub gc_interval_secs: u64,
+}
+
+impl Default for IpfsSettings {
+    fn default() -> Self {
+        IpfsSettings {
+            end_point: "http://127.0.0.1:5001".into(),
+            timeout_secs: 30,
+            gc_interval_secs: 3600,
+        }
+    }
+}
+
+/// Role of this node, from the TypeScript config (informational: the group decides what is pulled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    #[default]
+    Member,
+    Isolation,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NodeSettings {
+    pub role: NodeRole,
+}
+
+/// Where the hourly telemetry report goes; empty skips it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    pub end_point: String,
+    pub interval_secs: u64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            end_point: String::new(),
+            interval_secs: 3600,
+        }
+    }
+}
+
+/// Pick strategy: a preset name or explicit weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Strategy {
+    Preset(StrategyPreset),
+    Weights(StrategyWeights),
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy::Preset(StrategyPreset::Default)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StrategyPreset {
+    #[serde(rename = "default")]
+    Default,
+    #[serde(rename = "srdFirst")]
+    SrdFirst,
+    #[serde(rename = "newFileFirst")]
+    NewFileFirst,
+}
+
+/// Relative weights of the three sources of work.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StrategyWeights {
+    /// Files this node already holds in IPFS (re-seal candidates).
+    pub existed_files_weight: u32,
+    /// Files found by the FilesV2 scanner.
+    pub db_files_weight: u32,
+    /// Files from fresh `FileSuccess` events.
+    pub new_files_weight: u32,
+}
+
+impl Strategy {
+    /// The weights to draw from, presets expanded as the TypeScript manager defines them (db/new).
+    pub fn weights(&self) -> StrategyWeights {
+        match self {
+            Strategy::Preset(StrategyPreset::Default) => StrategyWeights {
+                existed_files_weight: 0,
+                db_files_weight: 50,
+                new_files_weight: 50,
+            },
+            Strategy::Preset(StrategyPreset::SrdFirst) => StrategyWeights {
+                existed_files_weight: 0,
+                db_files_weight: 80,
+                new_files_weight: 10,
+            },
+            Strategy::Preset(StrategyPreset::NewFileFirst) => StrategyWeights {
+                existed_files_weight: 0,
+                db_files_weight: 20,
+                new_files_weight: 80,
+            },
+            Strategy::Weights(w) => *w,
+        }
+    }
+}
+
+/// How candidates are ordered once they pass the filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum RankBy {
+    #[default]
+    Tips,
+    RewardPerByte,
+}
+
+/// The decision engine's rules (TypeScript names first, then ours).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    pub strategy: Strategy,
+    /// Percent of the sWorker's space that must be SRD before any file is pulled (0–100).
+    pub min_srd_ratio: u32,
+    /// Files in flight (pinning + sealing) at most, split between the small and large lanes.
+    pub max_pending_tasks: u32,
+    /// MB; 0 turns the bound off.
+    pub min_file_size: u64,
+    /// MB; 0 turns the bound off.
+    pub max_file_size: u64,
+    /// Scanner files with fewer replicas are left to others (srdFirst only, as in the TypeScript manager).
+    pub min_replicas: u32,
+    /// Files with this many replicas or more are skipped; 0 turns the bound off.
+    pub max_replicas: u32,
+    /// Files of at least this many MiB use the large lane.
+    pub large_file_size_mb: u64,
+    /// Percent of `maxPendingTasks` reserved for the large lane.
+    pub large_lane_percent: u32,
+    /// Orders that expire sooner than this are not worth pulling.
+    pub min_lifetime_days: u32,
+    /// A file without any replica this long after it was indexed is invalid.
+    pub no_replica_days: u32,
+    /// The system disk must keep this much free (GiB).
+    pub min_sys_free_gib: u64,
+    /// sWorker free space must exceed this multiple of (file + in-flight reservations).
+    pub space_factor: f64,
+    pub rank_by: RankBy,
+    /// Candidates read per pick round.
+    pub batch_size: u32,
+    /// How often the picker re-reads sWorker workload and retries waiting files even without a wake-up.
+    pub tick_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            strategy: Strategy::default(),
+            min_srd_ratio: 70,
+            max_pending_tasks: 32,
+            min_file_size: 0,
+            max_file_size: 0,
+            min_replicas: 40,
+            max_replicas: 100,
+            large_file_size_mb: 5 * 1024,
+            large_lane_percent: 40,
+            min_lifetime_days: 120,
+            no_replica_days: 10,
+            min_sys_free_gib: 50,
+            space_factor: 2.2,
+            rank_by: RankBy::Tips,
+            batch_size: 100,
+            tick_secs: 30,
+        }
+    }
+}
+
+/// The optional seal coordinator shared by several nodes (TypeScript `sealCoordinator`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SealCoordinatorSettings {
+    pub end_point: String,
+    #[serde(rename = "nodeUUID")]
+    pub node_uuid: String,
+    pub auth_token: String,
+}
+
+/// PostgreSQL, the single source of truth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "postgres://smanager@127.0.0.1:5432/smanager".into(),
+            pool_size: 8,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+/// The admin HTTP surface (health, metrics, JSON API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// `host:port`; loopback by default because the API can retry and pause work.
+    pub bind: String,
+    /// Bearer token for mutating routes; empty refuses every mutating request.
+    pub auth_token: String,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            bind: "127.0.0.1:8686".into(),
+            auth_token: String::new(),
+        }
+    }
+}
+
+/// `pin/add` timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PullerSettings {
+    /// Absolute cap = `baseTimeoutSecs` + size / `minBytesPerSec`.
+    pub base_timeout_secs: u64,
+    pub min_bytes_per_sec: u64,
+    /// Abort when streamed progress has not grown for this long.
+    pub stall_timeout_secs: u64,
+    /// A pin's lease; renewed while it runs, re-adopted after a restart.
+    pub lease_secs: u64,
+}
+
+impl Default for PullerSettings {
+    fn default() -> Self {
+        PullerSettings {
+            base_timeout_secs: 3600,
+            min_bytes_per_sec: 200 * 1024,
+            stall_timeout_secs: 600,
+            lease_secs: 120,
+        }
+    }
+}
+
+/// Following seals in the sWorker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SealerSettings {
+    pub check_interval_secs: u64,
+    /// A pending seal whose `sealed_size` did not grow over this many checks is cancelled.
+    pub stall_checks: u32,
+    /// Pending seals that no pin explains are ended after this long.
+    pub orphan_grace_secs: u64,
+}
+
+impl Default for SealerSettings {
+    fn default() -> Self {
+        SealerSettings {
+            check_interval_secs: 120,
+            stall_checks: 5,
+            orphan_grace_secs: 1800,
+        }
+    }
+}
+
+/// Backoff for files that failed or had to wait.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RetrySettings {
+    pub base_delay_secs: u64,
+    pub max_delay_secs: u64,
+    /// Attempts before a file becomes `failed`.
+    pub max_attempts: u32,
+    /// Files still unresolved this long after indexing become `failed`.
+    pub give_up_days: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            base_delay_secs: 60,
+            max_delay_secs: 6 * 3600,
+            max_attempts: 8,
+            give_up_days: 30,
+        }
+    }
+}
+
+/// Deleting files whose orders closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CleanupSettings {
+    pub interval_secs: u64,
+    pub batch_size: u32,
+}
+
+impl Default for CleanupSettings {
+    fn default() -> Self {
+        CleanupSettings {
+            interval_secs: 60,
+            batch_size: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}

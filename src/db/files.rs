@@ -1,0 +1,367 @@
+//! The `files` table: what the indexer writes, what the picker reads, what operators list and retry.
+
+use std::collections::BTreeMap;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Numeric, Text};
+
+use super::schema::{cleanups, file_owners, files, pins};
+use super::state::{self, ChainHead, INDEXER_CURSOR, KV_CHAIN_HEAD};
+use super::{Cleanup, CleanupStatus, DbError, File, FileOwner, FileStatus, Lane, Pin, PinStatus};
+use crate::chain::{ChainEvent, FileOrder, IndexedBlock};
+use crate::config::RankBy;
+
+/// Longest CID-ish string we keep for an invalid MerkleRoot (the rest is replaced by its length).
+const MAX_RAW_CID: usize = 256;
+
+/// Applies one finalized block and moves the indexer cursor in the same transaction: a block is indexed entirely or
+/// not at all. Returns what changed so the caller can wake the picker and cleanup.
+pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<BlockOutcome, DbError> {
+    conn.transaction(|conn| {
+        let mut out = BlockOutcome::default();
+        let number = block_i64(block.number)?;
+        for event in &block.events {
+            match event {
+                ChainEvent::Ordered(order) => {
+                    upsert_order(conn, order, number)?;
+                    out.ordered += 1;
+                }
+                ChainEvent::Closed { cid, reason } => {
+                    if close_file(conn, cid, reason.as_str())? {
+                        out.closed += 1;
+                    }
+                }
+                ChainEvent::Invalid { raw, reason } => {
+                    record_invalid(conn, raw, reason, number)?;
+                    out.invalid += 1;
+                }
+            }
+        }
+        state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
+        let head = ChainHead {
+            number,
+            hash: block.hash.clone(),
+            timestamp_ms: block.timestamp_ms.and_then(|t| i64::try_from(t).ok()),
+        };
+        state::kv_set(conn, KV_CHAIN_HEAD, &head)?;
+        Ok(out)
+    })
+}
+
+/// Counts of what a block changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlockOutcome {
+    pub ordered: usize,
+    pub closed: usize,
+    pub invalid: usize,
+}
+
+fn block_i64(n: u64) -> Result<i64, DbError> {
+    i64::try_from(n).map_err(|_| DbError::Invalid(format!("block number {n} out of range")))
+}
+
+/// A new order, or a repeat order on a known CID (tips add up, a closed file becomes live again and its pending
+/// cleanup is cancelled).
+fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Result<(), DbError> {
+    let size = i64::try_from(order.size).map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
+    diesel::sql_query(
+        "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, last_order_block, status)
+         VALUES ($1, $2, $3, TRUE, $4, $4, 'new')
+         ON CONFLICT (cid) DO UPDATE SET
+           tips = files.tips + EXCLUDED.tips,
+           size_bytes = CASE WHEN files.size_bytes = 0 THEN EXCLUDED.size_bytes ELSE files.size_bytes END,
+           seen_by_event = TRUE,
+           first_seen_block = COALESCE(files.first_seen_block, EXCLUDED.first_seen_block),
+           last_order_block = EXCLUDED.last_order_block,
+           status = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'new'::file_status ELSE files.status END,
+           status_reason = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'ordered again' ELSE files.status_reason END,
+           attempts = CASE WHEN files.status IN ('closed', 'cleaned') THEN 0 ELSE files.attempts END,
+           updated_at = now()",
+    )
+    .bind::<Text, _>(&order.cid)
+    .bind::<BigInt, _>(size)
+    .bind::<Numeric, _>(BigDecimal::from(order.tips))
+    .bind::<BigInt, _>(block)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO file_owners (cid, owner, orders, first_block, last_block) VALUES ($1, $2, 1, $3, $3)
+         ON CONFLICT (cid, owner) DO UPDATE SET orders = file_owners.orders + 1, last_block = EXCLUDED.last_block",
+    )
+    .bind::<Text, _>(&order.cid)
+    .bind::<Text, _>(&order.owner)
+    .bind::<BigInt, _>(block)
+    .execute(conn)?;
+    diesel::update(
+        cleanups::table
+            .filter(cleanups::cid.eq(&order.cid))
+            .filter(cleanups::status.eq(CleanupStatus::Pending)),
+    )
+    .set((
+        cleanups::status.eq(CleanupStatus::Cancelled),
+        cleanups::last_error.eq("cancelled: ordered again"),
+        cleanups::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Marks a file closed and queues its cleanup. A file never seen before is recorded too: it may have been stored by
+/// the manager this one replaced, and `storage/delete` answering 404 is cheap. Returns false if it was already closed.
+fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, DbError> {
+    let prev: Option<FileStatus> = files::table
+        .find(cid)
+        .select(files::status)
+        .for_update()
+        .first(conn)
+        .optional()?;
+    match prev {
+        Some(FileStatus::Closed | FileStatus::Cleaned) => return Ok(false),
+        Some(_) => {
+            diesel::update(files::table.find(cid))
+                .set((
+                    files::status.eq(FileStatus::Closed),
+                    files::status_reason.eq(reason),
+                    files::next_attempt_at.eq(None::<DateTime<Utc>>),
+                    files::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(files::table)
+                .values((
+                    files::cid.eq(cid),
+                    files::status.eq(FileStatus::Closed),
+                    files::status_reason.eq(reason),
+                ))
+                .execute(conn)?;
+        }
+    }
+    diesel::sql_query(
+        "INSERT INTO cleanups (cid, reason) VALUES ($1, $2)
+         ON CONFLICT (cid) WHERE status = 'pending' DO NOTHING",
+    )
+    .bind::<Text, _>(cid)
+    .bind::<Text, _>(reason)
+    .execute(conn)?;
+    Ok(true)
+}
+
+fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: i64) -> Result<(), DbError> {
+    let key = if raw.len() > MAX_RAW_CID {
+        let mut cut = MAX_RAW_CID;
+        while !raw.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…({} bytes)", &raw[..cut], raw.len())
+    } else {
+        raw.to_string()
+    };
+    diesel::sql_query(
+        "INSERT INTO files (cid, status, status_reason, seen_by_event, first_seen_block, last_order_block)
+         VALUES ($1, 'invalid', $2, TRUE, $3, $3)
+         ON CONFLICT (cid) DO UPDATE SET status = 'invalid', status_reason = EXCLUDED.status_reason, updated_at = now()",
+    )
+    .bind::<Text, _>(&key)
+    .bind::<Text, _>(format!("block {block}: {reason}"))
+    .bind::<BigInt, _>(block)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Which indexer found the candidates a pick draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Orders seen as `FileSuccess` events.
+    Events,
+    /// Files found only by the FilesV2 scanner.
+    Scan,
+}
+
+/// The best `new` files of a source, in ranking order.
+pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: i64) -> Result<Vec<File>, DbError> {
+    let mut q = files::table
+        .filter(files::status.eq(FileStatus::New))
+        .select(File::as_select())
+        .into_boxed();
+    q = match source {
+        Source::Events => q.filter(files::seen_by_event.eq(true)),
+        Source::Scan => q.filter(files::seen_by_event.eq(false)),
+    };
+    q = match rank {
+        RankBy::Tips => q.order((files::tips.desc(), files::cid.asc())),
+        RankBy::RewardPerByte => q.order((
+            diesel::dsl::sql::<Numeric>("(files.tips + files.amount) / GREATEST(files.size_bytes, 1)").desc(),
+            files::cid.asc(),
+        )),
+    };
+    Ok(q.limit(limit).load(conn)?)
+}
+
+/// Moves a file from one of `from` to `to`; false if someone else moved it first.
+pub fn transition(
+    conn: &mut PgConnection,
+    cid: &str,
+    from: &[FileStatus],
+    to: FileStatus,
+    reason: Option<&str>,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(files::table.find(cid).filter(files::status.eq_any(from.to_vec())))
+        .set((
+            files::status.eq(to),
+            files::status_reason.eq(reason),
+            files::next_attempt_at.eq(next_attempt_at),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Reserves a lane slot: the file goes `new → queued` and a live pin row is created, in one transaction.
+pub fn queue_pin(conn: &mut PgConnection, cid: &str, lane: Lane, size: i64) -> Result<Option<Pin>, DbError> {
+    conn.transaction(|conn| {
+        if !transition(conn, cid, &[FileStatus::New], FileStatus::Queued, None, None)? {
+            return Ok(None);
+        }
+        let attempt: i32 = files::table.find(cid).select(files::attempts).first(conn)?;
+        let pin = diesel::insert_into(pins::table)
+            .values((
+                pins::cid.eq(cid),
+                pins::lane.eq(lane),
+                pins::size_bytes.eq(size),
+                pins::attempt.eq(attempt + 1),
+                pins::status.eq(PinStatus::Queued),
+            ))
+            .returning(Pin::as_returning())
+            .get_result(conn)?;
+        Ok(Some(pin))
+    })
+}
+
+/// Waiting files whose time has come go back to `new`. Returns how many.
+pub fn release_due(conn: &mut PgConnection) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        files::table
+            .filter(files::status.eq_any(FileStatus::WAITING.to_vec()))
+            .filter(files::next_attempt_at.le(diesel::dsl::now)),
+    )
+    .set((files::status.eq(FileStatus::New), files::updated_at.eq(diesel::dsl::now)))
+    .execute(conn)?)
+}
+
+/// Files still unresolved `days` after they were indexed become `failed`.
+pub fn give_up_stale(conn: &mut PgConnection, days: u32) -> Result<usize, DbError> {
+    let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+    Ok(diesel::update(
+        files::table
+            .filter(files::status.eq_any(FileStatus::WAITING.to_vec()))
+            .filter(files::created_at.lt(cutoff)),
+    )
+    .set((
+        files::status.eq(FileStatus::Failed),
+        files::status_reason.eq(format!("unresolved for over {days} days")),
+        files::next_attempt_at.eq(None::<DateTime<Utc>>),
+        files::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?)
+}
+
+/// Counts per status, every status present (zero included) so dashboards see stable series.
+pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>, DbError> {
+    let rows: Vec<(FileStatus, i64)> = files::table
+        .group_by(files::status)
+        .select((files::status, diesel::dsl::count_star()))
+        .load(conn)?;
+    let mut out: BTreeMap<String, i64> = FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
+    for (s, n) in rows {
+        out.insert(s.to_string(), n);
+    }
+    Ok(out)
+}
+
+/// A page of files, newest change first.
+pub fn list(conn: &mut PgConnection, status: Option<FileStatus>, limit: i64, offset: i64) -> Result<Vec<File>, DbError> {
+    let mut q = files::table.select(File::as_select()).into_boxed();
+    if let Some(s) = status {
+        q = q.filter(files::status.eq(s));
+    }
+    Ok(q
+        .order((files::updated_at.desc(), files::cid.asc()))
+        .limit(limit)
+        .offset(offset)
+        .load(conn)?)
+}
+
+/// Everything about one CID.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileDetail {
+    pub file: File,
+    pub owners: Vec<FileOwner>,
+    pub pins: Vec<Pin>,
+    pub cleanups: Vec<Cleanup>,
+}
+
+pub fn detail(conn: &mut PgConnection, cid: &str) -> Result<Option<FileDetail>, DbError> {
+    let Some(file) = files::table
+        .find(cid)
+        .select(File::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let owners = file_owners::table
+        .filter(file_owners::cid.eq(cid))
+        .order(file_owners::first_block.asc())
+        .select(FileOwner::as_select())
+        .load(conn)?;
+    let pins = pins::table
+        .filter(pins::cid.eq(cid))
+        .order(pins::id.desc())
+        .select(Pin::as_select())
+        .load(conn)?;
+    let cleanups = cleanups::table
+        .filter(cleanups::cid.eq(cid))
+        .order(cleanups::id.desc())
+        .select(Cleanup::as_select())
+        .load(conn)?;
+    Ok(Some(FileDetail {
+        file,
+        owners,
+        pins,
+        cleanups,
+    }))
+}
+
+/// Statuses an operator may send back to the queue.
+pub const RETRYABLE: [FileStatus; 6] = [
+    FileStatus::PinError,
+    FileStatus::Failed,
+    FileStatus::InsufficientSpace,
+    FileStatus::PendingReplica,
+    FileStatus::Skipped,
+    FileStatus::Invalid,
+];
+
+/// Sends files back to `new` now. `cid` picks one file, `status` all files of a status; returns how many moved.
+pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStatus>) -> Result<usize, DbError> {
+    let mut q = diesel::update(files::table)
+        .filter(files::status.eq_any(RETRYABLE.to_vec()))
+        .into_boxed();
+    if let Some(cid) = cid {
+        q = q.filter(files::cid.eq(cid.to_string()));
+    }
+    if let Some(status) = status {
+        q = q.filter(files::status.eq(status));
+    }
+    Ok(q
+        .set((
+            files::status.eq(FileStatus::New),
+            files::status_reason.eq("operator retry"),
+            files::next_attempt_at.eq(None::<DateTime<Utc>>),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?)
+}

@@ -1,0 +1,131 @@
+//! Chain cursors and small key-value facts (chain head and time, group membership, node count, pause flag).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::schema::{chain_cursors, kv_state};
+use super::{Cursor, DbError};
+
+/// Cursor of the event indexer: the last finalized block whose rows are all committed.
+pub const INDEXER_CURSOR: &str = "indexer";
+/// Cursor of the FilesV2 scanner: the last key whose value was stored.
+pub const SCANNER_CURSOR: &str = "scanner";
+
+/// kv key: `{number, hash, timestamp_ms}` of the newest finalized block the indexer has seen.
+pub const KV_CHAIN_HEAD: &str = "chain_head";
+/// kv key: `{number, seen_at}` of the newest finalized head the chain reported (ahead of the cursor while catching up).
+pub const KV_FINALIZED: &str = "chain_finalized";
+/// kv key: [`GroupInfo`].
+pub const KV_GROUP: &str = "group";
+/// kv key: number of live nodes (work reports in the last slots).
+pub const KV_NODE_COUNT: &str = "node_count";
+/// kv key: `true` while an operator paused picking.
+pub const KV_PICKING_PAUSED: &str = "picking_paused";
+
+/// The finalized head as last seen, with its time, so the picker can estimate lifetimes without asking the chain.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ChainHead {
+    pub number: i64,
+    pub hash: String,
+    /// `Timestamp.Now` of that block, in ms.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The newest finalized head seen, and when: the indexer's lag and the chain's freshness come from it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Finalized {
+    pub number: i64,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// This node's place in its group: the sorted members and our index among them.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Default)]
+pub struct GroupInfo {
+    /// The group owner (`Swork.Identities(self).group`); `None` when the node has no group.
+    pub owner: Option<String>,
+    /// Members in raw key-byte order (the chain's BTreeSet order).
+    pub members: Vec<String>,
+    /// Our index in `members`.
+    pub node_index: Option<u32>,
+    /// When the indexer last refreshed it.
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+pub fn cursor(conn: &mut PgConnection, name: &str) -> Result<Option<Cursor>, DbError> {
+    Ok(chain_cursors::table
+        .find(name)
+        .select(Cursor::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn all_cursors(conn: &mut PgConnection) -> Result<Vec<Cursor>, DbError> {
+    Ok(chain_cursors::table
+        .order(chain_cursors::name)
+        .select(Cursor::as_select())
+        .load(conn)?)
+}
+
+/// Moves a block cursor; call it inside the transaction that wrote the block's rows.
+pub fn set_block_cursor(conn: &mut PgConnection, name: &str, number: i64, hash: &str) -> Result<(), DbError> {
+    diesel::insert_into(chain_cursors::table)
+        .values((
+            chain_cursors::name.eq(name),
+            chain_cursors::block_number.eq(number),
+            chain_cursors::block_hash.eq(hash),
+        ))
+        .on_conflict(chain_cursors::name)
+        .do_update()
+        .set((
+            chain_cursors::block_number.eq(number),
+            chain_cursors::block_hash.eq(hash),
+            chain_cursors::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Moves a scan cursor (`None` = start of a new round).
+pub fn set_scan_cursor(conn: &mut PgConnection, name: &str, key: Option<&str>, round: i64) -> Result<(), DbError> {
+    diesel::insert_into(chain_cursors::table)
+        .values((
+            chain_cursors::name.eq(name),
+            chain_cursors::scan_key.eq(key),
+            chain_cursors::scan_round.eq(round),
+        ))
+        .on_conflict(chain_cursors::name)
+        .do_update()
+        .set((
+            chain_cursors::scan_key.eq(key),
+            chain_cursors::scan_round.eq(round),
+            chain_cursors::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn kv_get<T: DeserializeOwned>(conn: &mut PgConnection, key: &str) -> Result<Option<T>, DbError> {
+    let v: Option<serde_json::Value> = kv_state::table
+        .find(key)
+        .select(kv_state::value)
+        .first(conn)
+        .optional()?;
+    match v {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| DbError::Invalid(format!("kv_state `{key}` holds unexpected JSON: {e}"))),
+    }
+}
+
+pub fn kv_set<T: Serialize>(conn: &mut PgConnection, key: &str, value: &T) -> Result<(), DbError> {
+    let v = serde_json::to_value(value).map_err(|e| DbError::Invalid(e.to_string()))?;
+    diesel::insert_into(kv_state::table)
+        .values((kv_state::key.eq(key), kv_state::value.eq(&v)))
+        .on_conflict(kv_state::key)
+        .do_update()
+        .set((kv_state::value.eq(&v), kv_state::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! smanager: the storage manager of a Crust Network storage node.
+//!
+//! Start reading at [`actors`]: the Indexer, Picker, Puller, Sealer and Cleanup actors are the pipeline. Everything
+//! they know lives in PostgreSQL ([`db`]); external systems sit behind small traits ([`chain::ChainSource`],
+//! [`ipfs::Ipfs`], [`sworker::Sworker`]) so devnet simulators and real peers drive the same code.
+
+pub mod chain;
+pub mod config;
+pub mod db;
+pub mod ipfs;
+pub mod sworker;
+pub mod actors;
+pub mod logging;
+pub mod app;
+pub mod cli;
+pub mod commands;

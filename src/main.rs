@@ -1,0 +1,56 @@
+//! The `smanager` binary: parses the command line, loads the configuration (exit 2 when it is invalid) and runs the
+//! command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use smanager::cli::{Cli, Command, ConfigCommand};
+use smanager::config::{self, Sources};
+use smanager::{commands, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::load(&Sources::from_process(cli.config.clone())) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(settings.log.format);
+    let result = match cli.command {
+        Command::Config(ConfigCommand::Check) => match settings.require_account() {
+            Ok(()) => {
+                println!("configuration is valid");
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config::redacted_toml(&settings));
+            Ok(())
+        }
+        Command::Run => match settings.require_account() {
+            Ok(()) => commands::run(settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Command::Migrate { revert_all } => commands::migrate(&settings, revert_all),
+        Command::Status { json } => commands::status(&settings, json),
+        Command::Files(f) => commands::files(&settings, f),
+        Command::Retry(r) => commands::retry(&settings, r),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Test support: a fresh PostgreSQL database per test, dropped afterwards.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::prelude::*;
+use diesel::{Connection, PgConnection};
+
+use smanager::config::{DatabaseSettings, Settings};
+use smanager::db::Db;
+
+/// Admin connection URL: `SMANAGER_TEST_ADMIN_URL`, set by `scripts/test.sh`, else the machine's local server.
+pub fn admin_url() -> String {
+    std::env::var("SMANAGER_TEST_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database (no migrations).
+    pub fn empty() -> TestDb {
+        let admin = admin_url();
+        let name = format!(
+            "smanager_t_{}_{}_{:06x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            rand::random::<u32>() & 0xffffff
+        );
+        let mut conn = PgConnection::establish(&admin)
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} (run the tests through scripts/test.sh): {e}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
+        TestDb {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// Creates a database with every migration applied.
+    pub fn migrated() -> TestDb {
+        let t = TestDb::empty();
+        t.db().migrate().expect("migrations apply");
+        t
+    }
+
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.url.clone(),
+            pool_size: 4,
+            connect_timeout_secs: 10,
+        }
+    }
+
+    pub fn db(&self) -> Db {
+        Db::connect(&self.settings()).expect("connect to test database")
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to test database")
+    }
+
+    /// Full settings pointing at this database, with fast intervals for tests.
+    pub fn app_settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.database = self.settings();
+        s.chain.account = "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa".into();
+        s.chain.poll_interval_ms = 50;
+        s.chain.reconnect_min_secs = 1;
+        s.chain.reconnect_max_secs = 2;
+        s.scheduler.tick_secs = 1;
+        s.scheduler.min_srd_ratio = 0;
+        s.scheduler.min_sys_free_gib = 0;
+        s.puller.lease_secs = 6;
+        s.puller.base_timeout_secs = 60;
+        s.sealer.check_interval_secs = 1;
+        s.cleanup.interval_secs = 1;
+        s.retry.base_delay_secs = 1;
+        s.retry.max_delay_secs = 4;
+        s
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `secs` seconds (generous: tests run on busy machines).
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
