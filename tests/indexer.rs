@@ -1,0 +1,227 @@
+//! The Indexer actor against a real PostgreSQL: exact catch-up, restart in the middle of it, closes and re-orders.
+//! The chain side is a scripted `ChainSource` (the devnet chain exercises the subxt client separately).
+
+mod common;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use diesel::prelude::*;
+use futures_util::future::LocalBoxFuture;
+
+use common::{eventually, TestDb};
+use smanager::actors::indexer::GetProgress;
+use smanager::actors::{self, Deps, RestartActor};
+use smanager::chain::{ChainError, ChainEvent, ChainSource, CloseReason, FileOrder, IndexedBlock};
+use smanager::db::schema::{cleanups, file_owners, files};
+use smanager::db::{CleanupStatus, FileStatus};
+use smanager::ipfs::KuboClient;
+use smanager::sworker::SworkerClient;
+
+/// Blocks scripted in advance; `delay` slows every block down so a test can interrupt a catch-up.
+struct ScriptedChain {
+    blocks: RefCell<Vec<IndexedBlock>>,
+    delay: Duration,
+    fail_once_at: RefCell<Option<u64>>,
+}
+
+impl ChainSource for ScriptedChain {
+    fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
+        let head = self.blocks.borrow().last().map_or(0, |b| b.number);
+        Box::pin(async move { Ok(head) })
+    }
+    fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
+        Box::pin(async move {
+            actix_rt::time::sleep(self.delay).await;
+            if *self.fail_once_at.borrow() == Some(number) {
+                self.fail_once_at.replace(None);
+                return Err(ChainError::Unavailable("connection reset".into()));
+            }
+            self.blocks
+                .borrow()
+                .iter()
+                .find(|b| b.number == number)
+                .cloned()
+                .ok_or(ChainError::NotFinalized(number))
+        })
+    }
+}
+
+const CIDS: [&str; 3] = [
+    "QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn",
+    "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+    "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn",
+];
+
+fn order(cid: &str, size: u64, tips: u128, owner: &str) -> ChainEvent {
+    ChainEvent::Ordered(FileOrder {
+        cid: cid.into(),
+        size,
+        tips,
+        owner: owner.into(),
+    })
+}
+
+/// 60 blocks from 1; every block orders a unique CID-like name; some blocks repeat orders, close or carry junk.
+fn script() -> Vec<IndexedBlock> {
+    (1..=60u64)
+        .map(|n| {
+            let mut events = vec![order(&format!("Qm{n:044}"), 1000 + n, u128::from(n), "alice")];
+            if n == 10 {
+                events.push(order(CIDS[0], 500, 7, "alice"));
+            }
+            if n == 20 {
+                events.push(order(CIDS[0], 500, 5, "bob"));
+            }
+            if n == 30 {
+                events.push(ChainEvent::Closed {
+                    cid: CIDS[0].into(),
+                    reason: CloseReason::Closed,
+                });
+            }
+            if n == 40 {
+                events.push(order(CIDS[0], 500, 1, "carol"));
+                events.push(ChainEvent::Invalid {
+                    raw: "\u{fffd}junk".into(),
+                    reason: "MerkleRoot is not UTF-8".into(),
+                });
+            }
+            if n == 50 {
+                events.push(ChainEvent::Closed {
+                    cid: CIDS[1].into(),
+                    reason: CloseReason::Illegal,
+                });
+            }
+            IndexedBlock {
+                number: n,
+                hash: format!("0x{n:064x}"),
+                timestamp_ms: Some(1_700_000_000_000 + n * 6000),
+                events,
+            }
+        })
+        .collect()
+}
+
+fn deps(t: &TestDb, chain: Rc<dyn ChainSource>) -> Deps {
+    let settings = t.app_settings();
+    Deps {
+        db: t.db(),
+        // Nothing listens on port 9: IPFS and sWorker are "down", which must not disturb indexing.
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        settings: Rc::new(settings),
+        chain,
+        holder: "test/indexer".into(),
+    }
+}
+
+fn seed_cursor(t: &TestDb, block: i64) {
+    let mut c = t.conn();
+    smanager::db::state::set_block_cursor(&mut c, "indexer", block, "0x0").expect("cursor");
+}
+
+fn check_exactly_once(t: &TestDb) {
+    let mut c = t.conn();
+    let n: i64 = files::table
+        .filter(files::cid.like("Qm0%"))
+        .count()
+        .get_result(&mut c)
+        .expect("count");
+    assert_eq!(n, 60, "one row per ordered CID");
+    let sizes: Vec<(String, i64, bigdecimal::BigDecimal)> = files::table
+        .filter(files::cid.like("Qm0%"))
+        .select((files::cid, files::size_bytes, files::tips))
+        .load(&mut c)
+        .expect("rows");
+    for (cid, size, tips) in sizes {
+        let n: u64 = cid.trim_start_matches("Qm").parse().expect("number");
+        assert_eq!(size as u64, 1000 + n, "{cid}");
+        // Tips add up per order: an order applied twice would double them.
+        assert_eq!(tips, bigdecimal::BigDecimal::from(n), "{cid}");
+    }
+    // The repeated CID: tips summed over its four orders, three owners, closed then re-opened by the third order.
+    let (status, tips): (FileStatus, bigdecimal::BigDecimal) = files::table
+        .find(CIDS[0])
+        .select((files::status, files::tips))
+        .first(&mut c)
+        .expect("repeated cid");
+    assert_eq!(tips, bigdecimal::BigDecimal::from(13));
+    assert_eq!(status, FileStatus::New, "a new order re-opens a closed file");
+    let owners: i64 = file_owners::table
+        .filter(file_owners::cid.eq(CIDS[0]))
+        .count()
+        .get_result(&mut c)
+        .expect("owners");
+    assert_eq!(owners, 3);
+    let cl: Vec<(String, CleanupStatus)> = cleanups::table
+        .select((cleanups::cid, cleanups::status))
+        .order(cleanups::id)
+        .load(&mut c)
+        .expect("cleanups");
+    assert_eq!(
+        cl,
+        vec![
+            (CIDS[0].to_string(), CleanupStatus::Cancelled),
+            (CIDS[1].to_string(), CleanupStatus::Pending)
+        ]
+    );
+    let invalid: i64 = files::table
+        .filter(files::status.eq(FileStatus::Invalid))
+        .count()
+        .get_result(&mut c)
+        .expect("invalid");
+    assert_eq!(invalid, 1, "bad chain data is recorded, not dropped");
+}
+
+#[actix_rt::test]
+async fn catches_up_every_block_exactly_once_even_across_a_chain_error() {
+    let t = TestDb::migrated();
+    seed_cursor(&t, 0);
+    let chain = Rc::new(ScriptedChain {
+        blocks: RefCell::new(script()),
+        delay: Duration::ZERO,
+        fail_once_at: RefCell::new(Some(33)),
+    });
+    let peers = actors::start(deps(&t, chain));
+    eventually(60, "indexer reaches block 61", || {
+        let a = peers.indexer.clone();
+        async move { (a.send(GetProgress).await.ok()?.next_block == Some(61)).then_some(()) }
+    })
+    .await;
+    check_exactly_once(&t);
+    peers.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn restart_in_the_middle_of_a_catch_up_misses_and_duplicates_nothing() {
+    let t = TestDb::migrated();
+    seed_cursor(&t, 0);
+    let chain = Rc::new(ScriptedChain {
+        blocks: RefCell::new(script()),
+        delay: Duration::from_millis(20),
+        fail_once_at: RefCell::new(None),
+    });
+    let peers = actors::start(deps(&t, chain));
+    // Interrupt twice while it is catching up.
+    for target in [15u64, 35] {
+        eventually(60, "indexer in the middle of the catch-up", || {
+            let a = peers.indexer.clone();
+            async move { (a.send(GetProgress).await.ok()?.next_block? > target).then_some(()) }
+        })
+        .await;
+        peers.indexer.do_send(RestartActor);
+    }
+    let p = eventually(60, "indexer reaches block 61 after restarts", || {
+        let a = peers.indexer.clone();
+        async move {
+            let p = a.send(GetProgress).await.ok()?;
+            (p.next_block == Some(61)).then_some(p)
+        }
+    })
+    .await;
+    assert!(p.starts >= 3, "the supervisor restarted the indexer ({} starts)", p.starts);
+    check_exactly_once(&t);
+    peers.shutdown().await;
+}
