@@ -43,6 +43,30 @@ if [ -z "${SMANAGER_TEST_ADMIN_URL:-}" ]; then
   fi
 fi
 
+# --- npm peers ---------------------------------------------------------------------------------------------------
+# js-ipfs 0.66.1 (a real Kubo-RPC IPFS node) from test-peers/jsipfs, installed once into .cache/jsipfs.
+install_npm_peer() { # name
+  local src="test-peers/$1" dst=".cache/$1"
+  mkdir -p "$dst"
+  if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" || [ ! -d "$dst/node_modules" ]; then
+    cp "$src"/* "$dst"/
+    log "npm install $1 (first run: a few minutes)"
+    (cd "$dst" && npm install --no-audit --no-fund --loglevel=error >npm-install.log 2>&1) || {
+      tail -20 "$dst/npm-install.log" >&2
+      return 1
+    }
+  fi
+}
+if command -v npm >/dev/null 2>&1; then
+  install_npm_peer jsipfs
+  export JSIPFS_DIR="$PWD/.cache/jsipfs"
+elif [ -n "$CI" ]; then
+  echo "npm is required under CI=true (tests use js-ipfs as a real IPFS peer)" >&2
+  exit 1
+else
+  skip "npm not installed: tests that need js-ipfs will be skipped"
+fi
+
 # --- docker-compose.yml ------------------------------------------------------------------------------------------
 if ! command -v docker-compose >/dev/null 2>&1 && [ -n "$CI" ] && [ "$(id -u)" = 0 ]; then
   log "installing Debian's docker-compose to validate docker-compose.yml"

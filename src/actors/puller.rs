@@ -33,10 +33,17 @@ pub struct Abort {
     pub reason: String,
 }
 
-/// Pins this process is driving right now.
+/// Pins this process is driving right now, and how often the actor started.
 #[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "Vec<i64>")]
+#[rtype(result = "InFlightReport")]
 pub struct InFlight;
+
+/// Answer to [`InFlight`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InFlightReport {
+    pub pins: Vec<i64>,
+    pub starts: u32,
+}
 
 /// How a pin attempt ended.
 #[derive(Debug)]
@@ -320,9 +327,12 @@ impl Handler<Abort> for Puller {
 impl Handler<InFlight> for Puller {
     type Result = MessageResult<InFlight>;
     fn handle(&mut self, _: InFlight, _: &mut Self::Context) -> Self::Result {
-        let mut v: Vec<i64> = self.running.keys().copied().collect();
-        v.sort_unstable();
-        MessageResult(v)
+        let mut pins: Vec<i64> = self.running.keys().copied().collect();
+        pins.sort_unstable();
+        MessageResult(InFlightReport {
+            pins,
+            starts: self.starts,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Storage keys with the real hashers, built from the `decl_storage` prefixes (stable across pallet re-indexing).
 
-use sp_crypto_hashing::{twox_128, twox_64};
+use sp_crypto_hashing::{blake2_128, twox_128, twox_64};
 
 fn prefix(pallet: &str, item: &str) -> Vec<u8> {
     let mut k = twox_128(pallet.as_bytes()).to_vec();
@@ -23,6 +23,57 @@ pub fn files_v2(cid: &[u8]) -> Vec<u8> {
     k
 }
 
+/// `Market.FilesV2` prefix: every key of the map starts with it.
+pub fn files_v2_prefix() -> Vec<u8> {
+    prefix("Market", "FilesV2")
+}
+
+/// `Market.Files` prefix (V1 layout, runtimes before spec 18).
+pub fn files_v1_prefix() -> Vec<u8> {
+    prefix("Market", "Files")
+}
+
+/// The CID of a `Market.FilesV2`/`Market.Files` key: after the prefix (32 bytes) and the twox64 hash (8 bytes) comes
+/// the SCALE `Vec<u8>` with its real compact length, then the ASCII bytes.
+pub fn cid_from_files_key(key: &[u8]) -> Result<String, String> {
+    let rest = key.get(40..).ok_or("key shorter than prefix + hash")?;
+    let mut input = rest;
+    let len = <parity_scale_codec::Compact<u32> as parity_scale_codec::Decode>::decode(&mut input)
+        .map_err(|e| format!("bad compact length: {e}"))?
+        .0 as usize;
+    if input.len() != len {
+        return Err(format!("length prefix says {len} bytes, key holds {}", input.len()));
+    }
+    String::from_utf8(input.to_vec()).map_err(|_| "CID is not UTF-8".to_string())
+}
+
+fn blake2_128_concat(prefix: Vec<u8>, data: &[u8]) -> Vec<u8> {
+    let mut k = prefix;
+    k.extend_from_slice(&blake2_128(data));
+    k.extend_from_slice(data);
+    k
+}
+
+/// `Swork.Identities(account)`.
+pub fn identities(account: &[u8; 32]) -> Vec<u8> {
+    blake2_128_concat(prefix("Swork", "Identities"), account)
+}
+
+/// `Swork.Groups(owner)`.
+pub fn groups(owner: &[u8; 32]) -> Vec<u8> {
+    blake2_128_concat(prefix("Swork", "Groups"), owner)
+}
+
+/// `Swork.WorkReports` prefix.
+pub fn work_reports_prefix() -> Vec<u8> {
+    prefix("Swork", "WorkReports")
+}
+
+/// `Swork.CurrentReportSlot`.
+pub fn current_report_slot() -> Vec<u8> {
+    prefix("Swork", "CurrentReportSlot")
+}
+
 /// `Timestamp.Now`.
 pub fn timestamp_now() -> Vec<u8> {
     prefix("Timestamp", "Now")
@@ -38,6 +89,24 @@ mod tests {
         assert_eq!(
             hex::encode(k),
             "5ebf094108ead4fefa73f7a3b13cb4a76ed21091d079415ef4a35264c626448d0000d896c60e29b7b8516d596761724b736d55335a6f695a757552614d73653732774e6e554b72477337367566573847683564796a4e6e"
+        );
+        let long = "b".repeat(71);
+        let k = files_v2(long.as_bytes());
+        assert_eq!(&k[40..42], &[0x1d, 0x01], "two-byte compact for 71 bytes");
+        assert_eq!(cid_from_files_key(&k).as_deref(), Ok(long.as_str()));
+        assert_eq!(
+            cid_from_files_key(&files_v2(b"QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn")).as_deref(),
+            Ok("QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn")
+        );
+        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d").unwrap_or_default();
+        let alice: [u8; 32] = alice.try_into().unwrap_or([0; 32]);
+        assert_eq!(
+            hex::encode(identities(&alice)),
+            "2e3b7ab5757e6bbf28d3df3b5e01d6b918373f80b4a94950c1f99840fd083e68de1e86a9a8c739864cf3cc5ec2bea59fd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+        );
+        assert_eq!(
+            hex::encode(groups(&alice)),
+            "2e3b7ab5757e6bbf28d3df3b5e01d6b92f583424865f2346c0f5c066f24dd499de1e86a9a8c739864cf3cc5ec2bea59fd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
         );
         assert_eq!(
             hex::encode(timestamp_now()),
