@@ -68,7 +68,10 @@ pub async fn shutdown_signal() {
 
 /// Stops admission and persists in-flight state within [`SHUTDOWN_BUDGET`].
 pub async fn shutdown(peers: &Peers) {
-    if actix_rt::time::timeout(SHUTDOWN_BUDGET, peers.shutdown()).await.is_err() {
+    if actix_rt::time::timeout(SHUTDOWN_BUDGET, peers.shutdown())
+        .await
+        .is_err()
+    {
         log::warn!("shutdown did not finish in {SHUTDOWN_BUDGET:?}; leases will expire instead");
     }
 }
@@ -87,7 +90,11 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
             .await
             .context("connecting to the chain")?;
         let peers = start_pipeline(settings.clone(), db, chain);
-        log::info!("smanager {} running for {}", env!("CARGO_PKG_VERSION"), settings.chain.account);
+        log::info!(
+            "smanager {} running for {}",
+            env!("CARGO_PKG_VERSION"),
+            settings.chain.account
+        );
         shutdown_signal().await;
         shutdown(&peers).await;
         log::info!("stopped");

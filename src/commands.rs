@@ -24,7 +24,15 @@ pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
         println!("reverted {} migration(s)", v.len());
     } else {
         let v = db::run_migrations(&mut conn)?;
-        println!("applied {} migration(s){}", v.len(), if v.is_empty() { "; schema is current" } else { "" });
+        println!(
+            "applied {} migration(s){}",
+            v.len(),
+            if v.is_empty() {
+                "; schema is current"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }
@@ -72,11 +80,16 @@ pub fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
     for (s, n) in &counts {
         println!("  {s:<20} {n}");
     }
-    println!("in flight: small {} large {}, reserved {} bytes", usage.small, usage.large, usage.reserved_bytes);
+    println!(
+        "in flight: small {} large {}, reserved {} bytes",
+        usage.small, usage.large, usage.reserved_bytes
+    );
     println!(
         "indexer: block {} (finalized {}, lag {})",
         indexed.map_or("-".into(), |n| n.to_string()),
-        finalized.as_ref().map_or("-".into(), |f| f.number.to_string()),
+        finalized
+            .as_ref()
+            .map_or("-".into(), |f| f.number.to_string()),
         lag.map_or("-".into(), |n| n.to_string())
     );
     for c in &cursors {
@@ -129,7 +142,10 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<62} {:<18} {:>14} {:>8} {:>4}  reason", "cid", "status", "size", "replicas", "try");
+                println!(
+                    "{:<62} {:<18} {:>14} {:>8} {:>4}  reason",
+                    "cid", "status", "size", "replicas", "try"
+                );
                 for f in rows {
                     println!(
                         "{:<62} {:<18} {:>14} {:>8} {:>4}  {}",
@@ -152,13 +168,33 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
             } else {
                 let f = &d.file;
                 println!("cid        {}", f.cid);
-                println!("status     {} {}", f.status, f.status_reason.as_deref().unwrap_or(""));
-                println!("size       {} bytes, tips {}, amount {}", f.size_bytes, f.tips, f.amount);
-                println!("chain      expires at block {}, {} replicas", f.expired_at, f.replicas);
-                println!("seen by    events: {}, scan: {}", f.seen_by_event, f.seen_by_scan);
-                println!("attempts   {} last error {}", f.attempts, f.last_error.as_deref().unwrap_or("-"));
+                println!(
+                    "status     {} {}",
+                    f.status,
+                    f.status_reason.as_deref().unwrap_or("")
+                );
+                println!(
+                    "size       {} bytes, tips {}, amount {}",
+                    f.size_bytes, f.tips, f.amount
+                );
+                println!(
+                    "chain      expires at block {}, {} replicas",
+                    f.expired_at, f.replicas
+                );
+                println!(
+                    "seen by    events: {}, scan: {}",
+                    f.seen_by_event, f.seen_by_scan
+                );
+                println!(
+                    "attempts   {} last error {}",
+                    f.attempts,
+                    f.last_error.as_deref().unwrap_or("-")
+                );
                 for o in &d.owners {
-                    println!("owner      {} ({} order(s), blocks {}–{})", o.owner, o.orders, o.first_block, o.last_block);
+                    println!(
+                        "owner      {} ({} order(s), blocks {}–{})",
+                        o.owner, o.orders, o.first_block, o.last_block
+                    );
                 }
                 for p in &d.pins {
                     println!(
@@ -173,7 +209,10 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
                     );
                 }
                 for cl in &d.cleanups {
-                    println!("cleanup #{} {} ({}) attempts {}", cl.id, cl.status, cl.reason, cl.attempts);
+                    println!(
+                        "cleanup #{} {} ({}) attempts {}",
+                        cl.id, cl.status, cl.reason, cl.attempts
+                    );
                 }
             }
         }

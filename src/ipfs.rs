@@ -27,7 +27,9 @@ pub enum IpfsError {
 impl IpfsError {
     /// The sWorker code Crust IPFS embeds in a failed pin (`Seal response error code is: 8016`), if any.
     pub fn seal_code(&self) -> Option<u32> {
-        let IpfsError::Api { message, .. } = self else { return None };
+        let IpfsError::Api { message, .. } = self else {
+            return None;
+        };
         let idx = message.find("code is:")?;
         message[idx + "code is:".len()..]
             .trim_start()
@@ -56,7 +58,11 @@ pub enum PinEvent {
 /// What the pipeline needs from IPFS.
 pub trait Ipfs {
     /// Starts `pin/add`; the stream ends after [`PinEvent::Pinned`] or an error. Dropping it cancels the request.
-    fn pin_add(&self, cid: &str, timeout: Duration) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>>;
+    fn pin_add(
+        &self,
+        cid: &str,
+        timeout: Duration,
+    ) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>>;
     /// Daemon version: a cheap liveness check.
     fn version(&self) -> LocalBoxFuture<'_, Result<String, IpfsError>>;
     /// Runs `repo/gc`; returns how many blocks were removed.
@@ -95,7 +101,11 @@ impl KuboClient {
         url
     }
 
-    async fn post_json(&self, url: String, timeout: Duration) -> Result<serde_json::Value, IpfsError> {
+    async fn post_json(
+        &self,
+        url: String,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, IpfsError> {
         let mut resp = self
             .client
             .post(url)
@@ -114,7 +124,11 @@ impl KuboClient {
         }
         // Streaming commands answer NDJSON; the last object is the summary.
         let text = String::from_utf8_lossy(&body);
-        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("{}");
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("{}");
         serde_json::from_str(last).map_err(|e| IpfsError::Decode(format!("{e}: {last}")))
     }
 }
@@ -147,7 +161,9 @@ fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -156,10 +172,18 @@ fn urlencode(s: &str) -> String {
 
 /// Parses one NDJSON line of `pin/add`.
 pub fn parse_pin_line(line: &str) -> Result<Option<PinEvent>, IpfsError> {
-    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
     if v.get("Type").and_then(|t| t.as_str()) == Some("error") {
-        let message = v.get("Message").and_then(|m| m.as_str()).unwrap_or("error").to_string();
-        return Err(IpfsError::Api { status: 500, message });
+        let message = v
+            .get("Message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("error")
+            .to_string();
+        return Err(IpfsError::Api {
+            status: 500,
+            message,
+        });
     }
     if let Some(pins) = v.get("Pins").and_then(|p| p.as_array()) {
         if !pins.is_empty() {
@@ -174,14 +198,25 @@ pub fn parse_pin_line(line: &str) -> Result<Option<PinEvent>, IpfsError> {
 
 /// A JSON number or a numeric string.
 pub fn number(v: &serde_json::Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 impl Ipfs for KuboClient {
-    fn pin_add(&self, cid: &str, timeout: Duration) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>> {
+    fn pin_add(
+        &self,
+        cid: &str,
+        timeout: Duration,
+    ) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>>
+    {
         let url = self.url(
             "pin/add",
-            &[("arg", cid), ("recursive", "true"), ("progress", "true"), ("timeout", &go_duration(timeout))],
+            &[
+                ("arg", cid),
+                ("recursive", "true"),
+                ("progress", "true"),
+                ("timeout", &go_duration(timeout)),
+            ],
         );
         Box::pin(async move {
             let mut resp = self
@@ -196,50 +231,62 @@ impl Ipfs for KuboClient {
                 let body = resp.body().limit(1024 * 1024).await.unwrap_or_default();
                 return Err(api_error(status.as_u16(), &body));
             }
-            let lines = futures_util::stream::unfold((resp, Vec::<u8>::new(), false), |(mut resp, mut buf, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = buf.drain(..=pos).collect();
-                        let line = String::from_utf8_lossy(&line).trim().to_string();
-                        if line.is_empty() {
-                            continue;
-                        }
-                        match parse_pin_line(&line) {
-                            Ok(Some(ev)) => {
-                                let last = ev == PinEvent::Pinned;
-                                return Some((Ok(ev), (resp, buf, last)));
-                            }
-                            Ok(None) => continue,
-                            Err(e) => return Some((Err(e), (resp, buf, true))),
-                        }
+            let lines = futures_util::stream::unfold(
+                (resp, Vec::<u8>::new(), false),
+                |(mut resp, mut buf, done)| async move {
+                    if done {
+                        return None;
                     }
-                    match resp.next().await {
-                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                        Some(Err(e)) => return Some((Err(IpfsError::Unavailable(e.to_string())), (resp, buf, true))),
-                        None => {
-                            let rest = String::from_utf8_lossy(&buf).trim().to_string();
-                            buf.clear();
-                            if rest.is_empty() {
+                    loop {
+                        if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = buf.drain(..=pos).collect();
+                            let line = String::from_utf8_lossy(&line).trim().to_string();
+                            if line.is_empty() {
+                                continue;
+                            }
+                            match parse_pin_line(&line) {
+                                Ok(Some(ev)) => {
+                                    let last = ev == PinEvent::Pinned;
+                                    return Some((Ok(ev), (resp, buf, last)));
+                                }
+                                Ok(None) => continue,
+                                Err(e) => return Some((Err(e), (resp, buf, true))),
+                            }
+                        }
+                        match resp.next().await {
+                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                            Some(Err(e)) => {
                                 return Some((
-                                    Err(IpfsError::Decode("pin/add ended without a result".into())),
+                                    Err(IpfsError::Unavailable(e.to_string())),
                                     (resp, buf, true),
-                                ));
+                                ))
                             }
-                            return match parse_pin_line(&rest) {
-                                Ok(Some(ev)) => Some((Ok(ev), (resp, buf, true))),
-                                Ok(None) => Some((
-                                    Err(IpfsError::Decode("pin/add ended without a result".into())),
-                                    (resp, buf, true),
-                                )),
-                                Err(e) => Some((Err(e), (resp, buf, true))),
-                            };
+                            None => {
+                                let rest = String::from_utf8_lossy(&buf).trim().to_string();
+                                buf.clear();
+                                if rest.is_empty() {
+                                    return Some((
+                                        Err(IpfsError::Decode(
+                                            "pin/add ended without a result".into(),
+                                        )),
+                                        (resp, buf, true),
+                                    ));
+                                }
+                                return match parse_pin_line(&rest) {
+                                    Ok(Some(ev)) => Some((Ok(ev), (resp, buf, true))),
+                                    Ok(None) => Some((
+                                        Err(IpfsError::Decode(
+                                            "pin/add ended without a result".into(),
+                                        )),
+                                        (resp, buf, true),
+                                    )),
+                                    Err(e) => Some((Err(e), (resp, buf, true))),
+                                };
+                            }
                         }
                     }
-                }
-            });
+                },
+            );
             Ok(lines.boxed_local())
         })
     }
@@ -277,8 +324,8 @@ impl Ipfs for KuboClient {
             let text = String::from_utf8_lossy(&body);
             let mut removed = 0u64;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let v: serde_json::Value =
-                    serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
                 if let Some(err) = v.get("Error").and_then(|e| e.as_str()) {
                     if !err.is_empty() {
                         log::warn!(target: "smanager::ipfs", "repo/gc: {err}");
@@ -299,9 +346,18 @@ mod tests {
 
     #[test]
     fn pin_lines_in_both_dialects() {
-        assert_eq!(parse_pin_line(r#"{"Pins":null,"Progress":3}"#).ok(), Some(Some(PinEvent::Progress(3))));
-        assert_eq!(parse_pin_line(r#"{"Progress":"7"}"#).ok(), Some(Some(PinEvent::Progress(7))));
-        assert_eq!(parse_pin_line(r#"{"Pins":["Qm1"]}"#).ok(), Some(Some(PinEvent::Pinned)));
+        assert_eq!(
+            parse_pin_line(r#"{"Pins":null,"Progress":3}"#).ok(),
+            Some(Some(PinEvent::Progress(3)))
+        );
+        assert_eq!(
+            parse_pin_line(r#"{"Progress":"7"}"#).ok(),
+            Some(Some(PinEvent::Progress(7)))
+        );
+        assert_eq!(
+            parse_pin_line(r#"{"Pins":["Qm1"]}"#).ok(),
+            Some(Some(PinEvent::Pinned))
+        );
         assert!(parse_pin_line(r#"{"Message":"boom","Code":0,"Type":"error"}"#).is_err());
         assert!(parse_pin_line("not json").is_err());
     }

@@ -4,13 +4,13 @@
 //! they know lives in PostgreSQL ([`db`]); external systems sit behind small traits ([`chain::ChainSource`],
 //! [`ipfs::Ipfs`], [`sworker::Sworker`]) so devnet simulators and real peers drive the same code.
 
+pub mod actors;
+pub mod app;
 pub mod chain;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod ipfs;
-pub mod sworker;
-pub mod actors;
 pub mod logging;
-pub mod app;
-pub mod cli;
-pub mod commands;
+pub mod sworker;

@@ -47,7 +47,10 @@ fn up_down_up_gives_the_same_schema() {
     let applied = db::run_migrations(&mut conn).expect("up");
     assert!(!applied.is_empty());
     let first = schema_dump(&mut conn);
-    assert!(first.iter().any(|l| l.starts_with("column files.cid")), "{first:?}");
+    assert!(
+        first.iter().any(|l| l.starts_with("column files.cid")),
+        "{first:?}"
+    );
     assert!(first.iter().any(|l| l.contains("pins_one_live_per_cid")));
 
     let reverted = db::revert_all_migrations(&mut conn).expect("down");
@@ -76,10 +79,16 @@ fn schema_rs_matches_the_migrations() {
             table.clear();
         } else if let Some((col, _)) = l.split_once(" -> ").filter(|_| !table.is_empty()) {
             let needle = format!("column {table}.{col} ");
-            assert!(dump.iter().any(|d| d.starts_with(&needle)), "schema.rs has {table}.{col}, the database does not");
+            assert!(
+                dump.iter().any(|d| d.starts_with(&needle)),
+                "schema.rs has {table}.{col}, the database does not"
+            );
             checked += 1;
         }
     }
     let columns = dump.iter().filter(|d| d.starts_with("column ")).count();
-    assert_eq!(checked, columns, "schema.rs and the migrations disagree on the number of columns");
+    assert_eq!(
+        checked, columns,
+        "schema.rs and the migrations disagree on the number of columns"
+    );
 }

@@ -41,7 +41,10 @@ fn deps(t: &TestDb, ipfs_api: &str, holder: &str) -> Deps {
         settings: Rc::new(t.app_settings()),
         chain: Rc::new(NoChain),
         ipfs: Rc::new(KuboClient::new(ipfs_api, Duration::from_secs(5))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new(
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+        )),
         holder: holder.into(),
     }
 }
@@ -57,7 +60,9 @@ fn live_pins(t: &TestDb) -> Vec<Pin> {
 
 #[actix_rt::test]
 async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
-    let Some(ipfs) = jsipfs::JsIpfs::start(3) else { return };
+    let Some(ipfs) = jsipfs::JsIpfs::start(3) else {
+        return;
+    };
     let t = TestDb::migrated();
     let pin = {
         let mut c = t.conn();
@@ -76,7 +81,9 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
             },
         )
         .expect("order");
-        files::queue_pin(&mut c, CID, Lane::Small, 1000).expect("queue").expect("pin row")
+        files::queue_pin(&mut c, CID, Lane::Small, 1000)
+            .expect("queue")
+            .expect("pin row")
     };
 
     let peers = actors::start(deps(&t, &ipfs.api, "test/holder-1"));
@@ -108,7 +115,11 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
     .await;
     assert_eq!(report.starts, 2);
     let rows = live_pins(&t);
-    assert_eq!(rows.len(), 1, "re-adoption must not create a second pin: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "re-adoption must not create a second pin: {rows:?}"
+    );
     assert_eq!(rows[0].id, pin.id);
     assert_eq!(rows[0].status, PinStatus::Pinning);
 
@@ -116,7 +127,11 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
     smanager::app::shutdown(&peers).await;
     let rows = live_pins(&t);
     assert_eq!(rows[0].lease_holder, None, "shutdown released the lease");
-    assert_eq!(rows[0].status, PinStatus::Pinning, "in-flight state is kept for the next start");
+    assert_eq!(
+        rows[0].status,
+        PinStatus::Pinning,
+        "in-flight state is kept for the next start"
+    );
 
     let peers2 = actors::start(deps(&t, &ipfs.api, "test/holder-2"));
     eventually(60, "the next process re-adopts the pin", || {
@@ -125,7 +140,8 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
         async move {
             let r = a.send(InFlight).await.ok()?;
             let rows = live_pins(t);
-            (r.pins == vec![pin.id] && rows[0].lease_holder.as_deref() == Some("test/holder-2")).then_some(())
+            (r.pins == vec![pin.id] && rows[0].lease_holder.as_deref() == Some("test/holder-2"))
+                .then_some(())
         }
     })
     .await;

@@ -98,7 +98,10 @@ impl Puller {
         // Mark the slot as taken before the claim returns, so a second Pull cannot race it.
         let placeholder = ctx.spawn(fut::ready(()));
         self.running.insert(pin_id, placeholder);
-        let claim = async move { db.run(move |c| pins::claim(c, pin_id, &holder, lease)).await };
+        let claim = async move {
+            db.run(move |c| pins::claim(c, pin_id, &holder, lease))
+                .await
+        };
         ctx.spawn(claim.into_actor(self).map(move |res, act, ctx| match res {
             Ok(Some(pin)) => {
                 log::info!(target: "smanager::puller", cid = pin.cid.as_str(), pin = pin.id, attempt = pin.attempt; "pinning");
@@ -149,20 +152,31 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
                         last = n;
                         let id = pin.id;
                         let progress = i64::try_from(n).unwrap_or(i64::MAX);
-                        if let Err(e) = deps.db.run(move |c| pins::record_progress(c, id, progress)).await {
+                        if let Err(e) = deps
+                            .db
+                            .run(move |c| pins::record_progress(c, id, progress))
+                            .await
+                        {
                             log::warn!(target: "smanager::puller", "cannot record progress of pin {id}: {e}");
                         }
                     }
                 }
                 Some(Err(e)) => return Err(PinFail::Ipfs(e)),
-                None => return Err(PinFail::Ipfs(IpfsError::Decode("pin/add ended early".into()))),
+                None => {
+                    return Err(PinFail::Ipfs(IpfsError::Decode(
+                        "pin/add ended early".into(),
+                    )))
+                }
             }
         }
     };
     match actix_rt::time::timeout(cap + Duration::from_secs(10), run).await {
         Ok(Ok(())) => Outcome::Pinned,
         Ok(Err(PinFail::Stalled(n))) => Outcome::Failed(
-            format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
+            format!(
+                "stalled: no progress for {}s after {n} blocks",
+                stall.as_secs()
+            ),
             FailKind::Error,
         ),
         Ok(Err(PinFail::Ipfs(e))) => {
@@ -173,7 +187,10 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             };
             Outcome::Failed(e.to_string(), kind)
         }
-        Err(_) => Outcome::Failed(format!("timed out after {}s", cap.as_secs()), FailKind::Error),
+        Err(_) => Outcome::Failed(
+            format!("timed out after {}s", cap.as_secs()),
+            FailKind::Error,
+        ),
     }
 }
 
@@ -262,7 +279,10 @@ impl Handler<Finished> for Puller {
         let id = pin.id;
         let save = async move {
             match outcome {
-                Outcome::Pinned => db.run(move |c| pins::finish_ok(c, id)).await.map(|ok| (ok, None)),
+                Outcome::Pinned => db
+                    .run(move |c| pins::finish_ok(c, id))
+                    .await
+                    .map(|ok| (ok, None)),
                 Outcome::Failed(err, kind) => {
                     let e2 = err.clone();
                     db.run(move |c| pins::finish_err(c, id, &e2, kind, &policy))
@@ -308,7 +328,10 @@ impl Handler<Abort> for Puller {
         let policy = self.policy();
         let id = msg.pin_id;
         let reason = format!("aborted: {}", msg.reason);
-        let save = async move { db.run(move |c| pins::finish_err(c, id, &reason, FailKind::Aborted, &policy)).await };
+        let save = async move {
+            db.run(move |c| pins::finish_err(c, id, &reason, FailKind::Aborted, &policy))
+                .await
+        };
         ctx.spawn(save.into_actor(self).map(move |res, act, ctx| match res {
             Ok(_) => {
                 if let Some(p) = act.peers.get() {

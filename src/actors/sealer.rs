@@ -107,11 +107,16 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
         if pin.status != PinStatus::Pinning {
             continue;
         }
-        let Some(sealed) = pending.get(&pin.cid) else { continue };
+        let Some(sealed) = pending.get(&pin.cid) else {
+            continue;
+        };
         report.followed += 1;
         let id = pin.id;
         let sealed = i64::try_from(*sealed).unwrap_or(i64::MAX);
-        let stalls = deps.db.run(move |c| pins::record_seal_progress(c, id, sealed)).await?;
+        let stalls = deps
+            .db
+            .run(move |c| pins::record_seal_progress(c, id, sealed))
+            .await?;
         if stalls >= stall_checks {
             log::warn!(target: "smanager::sealer", cid = pin.cid.as_str(), pin = id; "seal stalled at {sealed} bytes for {stalls} checks: cancelling");
             if let Err(e) = deps.sworker.seal_end(&pin.cid).await {
@@ -151,11 +156,15 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
                     seen.remove(cid);
                     report.orphans_ended += 1;
                 }
-                Err(e) => log::warn!(target: "smanager::sealer", cid = cid.as_str(); "seal_end failed: {e}"),
+                Err(e) => {
+                    log::warn!(target: "smanager::sealer", cid = cid.as_str(); "seal_end failed: {e}")
+                }
             }
         }
     }
-    deps.db.run(move |c| state::kv_set(c, KV_ORPHAN_SEALS, &seen)).await?;
+    deps.db
+        .run(move |c| state::kv_set(c, KV_ORPHAN_SEALS, &seen))
+        .await?;
     Ok(report)
 }
 
@@ -189,7 +198,9 @@ impl Handler<Pinned> for Sealer {
                 Ok(None) => {
                     log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id; "pin returned but sWorker does not know the file")
                 }
-                Err(e) => log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(); "cannot confirm seal: {e}"),
+                Err(e) => {
+                    log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(); "cannot confirm seal: {e}")
+                }
             }
         };
         ctx.spawn(fut.into_actor(self));

@@ -36,7 +36,8 @@ impl SubxtChain {
         let rpc_client = RpcClient::from_insecure_url(url)
             .await
             .map_err(|e| ChainError::Unavailable(format!("{url}: {e}")))?;
-        let types = super::legacy_types().map_err(|e| ChainError::Unavailable(format!("legacy types: {e}")))?;
+        let types = super::legacy_types()
+            .map_err(|e| ChainError::Unavailable(format!("legacy types: {e}")))?;
         let config = SubstrateConfig::builder().set_legacy_types(types).build();
         let backend = LegacyBackend::<SubstrateConfig>::builder().build(rpc_client.clone());
         let api = OnlineClient::from_backend_with_config(config, Arc::new(backend))
@@ -54,12 +55,17 @@ impl SubxtChain {
     }
 
     async fn decode_block(&self, number: u64) -> Result<IndexedBlock, ChainError> {
-        let unavailable = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
+        let unavailable =
+            |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
         let decode = |e: &dyn std::fmt::Display| ChainError::Decode {
             number,
             reason: e.to_string(),
         };
-        let at = self.api.at_block(number).await.map_err(|e| unavailable(&e))?;
+        let at = self
+            .api
+            .at_block(number)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let hash = format!("{:?}", at.block_hash());
         let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
         let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
@@ -79,14 +85,21 @@ impl SubxtChain {
                 continue;
             }
             let name = ev.event_name().to_string();
-            if !matches!(name.as_str(), "FileSuccess" | "CalculateSuccess" | "FileClosed" | "IllegalFileClosed") {
+            if !matches!(
+                name.as_str(),
+                "FileSuccess" | "CalculateSuccess" | "FileClosed" | "IllegalFileClosed"
+            ) {
                 continue;
             }
             let fields: Value = ev
                 .decode_fields_unchecked_as::<Value>()
                 .map_err(|e| decode(&format!("Market.{name}: {e}")))?;
             let values = unnamed_fields(&fields);
-            let cid_value = if name == "FileSuccess" { values.get(1) } else { values.first() };
+            let cid_value = if name == "FileSuccess" {
+                values.get(1)
+            } else {
+                values.first()
+            };
             let Some(raw) = cid_value.and_then(|v| value_bytes(v)) else {
                 return Err(decode(&format!("Market.{name} without a MerkleRoot")));
             };
@@ -110,11 +123,15 @@ impl SubxtChain {
                         Phase::ApplyExtrinsic(i) => Some(i as usize),
                         _ => None,
                     };
-                    let call = ext_index.and_then(|i| calls.get(i)).and_then(|c| c.as_ref());
-                    let Some((size, tips)) = call.and_then(|c| find_order(c, raw.as_slice())) else {
+                    let call = ext_index
+                        .and_then(|i| calls.get(i))
+                        .and_then(|c| c.as_ref());
+                    let Some((size, tips)) = call.and_then(|c| find_order(c, raw.as_slice()))
+                    else {
                         out.push(ChainEvent::Invalid {
                             raw: cid,
-                            reason: "FileSuccess without a matching place_storage_order call".into(),
+                            reason: "FileSuccess without a matching place_storage_order call"
+                                .into(),
                         });
                         continue;
                     };
@@ -122,7 +139,12 @@ impl SubxtChain {
                         .or_else(|| ext_index.and_then(|i| signers.get(i).copied().flatten()))
                         .map(|id| ss58::encode(ss58::CRUST_PREFIX, &id))
                         .unwrap_or_default();
-                    out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
+                    out.push(ChainEvent::Ordered(FileOrder {
+                        cid,
+                        size,
+                        tips,
+                        owner,
+                    }));
                 }
                 "CalculateSuccess" => {
                     let key = keys::files_v2(&raw);
@@ -131,7 +153,13 @@ impl SubxtChain {
                         .fetch_raw(key)
                         .await
                         .map(|v| !v.is_empty())
-                        .or_else(|e| if is_not_found(&e) { Ok(false) } else { Err(unavailable(&e)) })?;
+                        .or_else(|e| {
+                            if is_not_found(&e) {
+                                Ok(false)
+                            } else {
+                                Err(unavailable(&e))
+                            }
+                        })?;
                     if !still {
                         out.push(ChainEvent::Closed {
                             cid,
@@ -152,7 +180,10 @@ impl SubxtChain {
         // A block's events may repeat a close (CalculateSuccess + FileClosed): keep one.
         out.dedup();
         let timestamp_ms = match at.storage().fetch_raw(keys::timestamp_now()).await {
-            Ok(v) => v.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes),
+            Ok(v) => v
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes),
             Err(_) => None,
         };
         Ok(IndexedBlock {
@@ -181,7 +212,10 @@ fn account_from_address(bytes: &[u8]) -> Option<[u8; 32]> {
 /// A MerkleRoot is the CID string's ASCII bytes.
 pub fn parse_cid(raw: &[u8]) -> Result<String, String> {
     if raw.len() > 512 {
-        return Err(format!("MerkleRoot of {} bytes is too long for a CID", raw.len()));
+        return Err(format!(
+            "MerkleRoot of {} bytes is too long for a CID",
+            raw.len()
+        ));
     }
     let s = std::str::from_utf8(raw).map_err(|_| "MerkleRoot is not UTF-8".to_string())?;
     cid::Cid::try_from(s).map_err(|e| format!("`{s}` is not a CID: {e}"))?;
@@ -270,7 +304,7 @@ impl super::ChainSource for SubxtChain {
                 .await
                 .map_err(|e| ChainError::Unavailable(e.to_string()))?
                 .ok_or_else(|| ChainError::Unavailable("finalized head has no header".into()))?;
-            Ok(u64::from(header.number))
+            Ok(header.number)
         })
     }
 

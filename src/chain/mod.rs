@@ -42,9 +42,15 @@ impl CloseReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainEvent {
     Ordered(FileOrder),
-    Closed { cid: String, reason: CloseReason },
+    Closed {
+        cid: String,
+        reason: CloseReason,
+    },
     /// Chain data that cannot be a file (a MerkleRoot that is not UTF-8 or not a CID): recorded, never dropped.
-    Invalid { raw: String, reason: String },
+    Invalid {
+        raw: String,
+        reason: String,
+    },
 }
 
 /// One finalized block, decoded.

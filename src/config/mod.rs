@@ -68,8 +68,8 @@ impl Sources {
 /// Load, merge and validate the configuration.
 pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
     let known = known_keys();
-    let defaults =
-        toml::to_string(&Settings::default()).map_err(|e| ConfigError::invalid("<defaults>", e.to_string()))?;
+    let defaults = toml::to_string(&Settings::default())
+        .map_err(|e| ConfigError::invalid("<defaults>", e.to_string()))?;
     let mut builder = Config::builder().add_source(File::from_str(&defaults, FileFormat::Toml));
 
     if let Some(dir) = &sources.defaults_dir {
@@ -113,8 +113,10 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
 
 /// Every leaf key path in its canonical case, e.g. `scheduler.minSrdRatio`.
 pub fn known_keys() -> Vec<String> {
-    let mut probe = Settings::default();
-    probe.seal_coordinator = Some(SealCoordinatorSettings::default());
+    let probe = Settings {
+        seal_coordinator: Some(SealCoordinatorSettings::default()),
+        ..Default::default()
+    };
     let mut out = Vec::new();
     if let Ok(v) = serde_json::to_value(&probe) {
         collect_leaves(&v, "", &mut out);
@@ -160,7 +162,10 @@ fn env_key(rest: &str, known: &[String]) -> Option<String> {
 }
 
 /// Reads one file, rejects keys we do not know (naming them with their full path), and returns it as a source.
-fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
+fn checked_file(
+    path: &Path,
+    known: &[String],
+) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -197,7 +202,10 @@ fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSource
         if leaf.is_empty() {
             continue;
         }
-        if !known.iter().any(|k| k == &leaf || k.starts_with(&format!("{leaf}."))) {
+        if !known
+            .iter()
+            .any(|k| k == &leaf || k.starts_with(&format!("{leaf}.")))
+        {
             return Err(ConfigError::UnknownKey {
                 key: leaf,
                 source_name: path.display().to_string(),
@@ -244,7 +252,10 @@ mod tests {
         Sources {
             defaults_dir: None,
             file,
-            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 
@@ -268,8 +279,12 @@ mod tests {
 
     #[test]
     fn unknown_env_key_is_rejected_by_name() {
-        let err = load(&src_with(None, &[("SMANAGER__SCHEDULER__NOPE", "1")])).expect_err("unknown");
-        assert!(err.to_string().contains("SMANAGER__SCHEDULER__NOPE"), "{err}");
+        let err =
+            load(&src_with(None, &[("SMANAGER__SCHEDULER__NOPE", "1")])).expect_err("unknown");
+        assert!(
+            err.to_string().contains("SMANAGER__SCHEDULER__NOPE"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -295,7 +310,10 @@ mod tests {
             ],
         ))
         .expect_err("type");
-        assert!(err.to_string().contains("scheduler.maxPendingTasks"), "{err}");
+        assert!(
+            err.to_string().contains("scheduler.maxPendingTasks"),
+            "{err}"
+        );
     }
 
     #[test]

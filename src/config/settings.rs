@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The names accepted inside a `scheduler.strategy` table.
-pub const STRATEGY_WEIGHT_KEYS: [&str; 3] = ["existedFilesWeight", "dbFilesWeight", "newFilesWeight"];
+pub const STRATEGY_WEIGHT_KEYS: [&str; 3] =
+    ["existedFilesWeight", "dbFilesWeight", "newFilesWeight"];
 
 /// Everything smanager can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,8 +20,15 @@ pub fn due(conn: &mut PgConnection, limit: i64) -> Result<Vec<Cleanup>, DbError>
 
 /// Whether the file has a live order again (then nothing may be deleted).
 pub fn file_is_live(conn: &mut PgConnection, cid: &str) -> Result<bool, DbError> {
-    let status: Option<FileStatus> = files::table.find(cid).select(files::status).first(conn).optional()?;
-    Ok(!matches!(status, None | Some(FileStatus::Closed) | Some(FileStatus::Cleaned)))
+    let status: Option<FileStatus> = files::table
+        .find(cid)
+        .select(files::status)
+        .first(conn)
+        .optional()?;
+    Ok(!matches!(
+        status,
+        None | Some(FileStatus::Closed) | Some(FileStatus::Cleaned)
+    ))
 }
 
 /// The sWorker deleted the file (or never had it): the request is done and a closed file becomes `cleaned`.
@@ -48,7 +55,10 @@ pub fn finish_ok(conn: &mut PgConnection, id: i64, note: Option<&str>) -> Result
                 .find(&done.cid)
                 .filter(files::status.eq(FileStatus::Closed)),
         )
-        .set((files::status.eq(FileStatus::Cleaned), files::updated_at.eq(diesel::dsl::now)))
+        .set((
+            files::status.eq(FileStatus::Cleaned),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)?;
         Ok(true)
     })
@@ -56,35 +66,52 @@ pub fn finish_ok(conn: &mut PgConnection, id: i64, note: Option<&str>) -> Result
 
 /// A cleanup that must not run because the file was ordered again.
 pub fn cancel(conn: &mut PgConnection, id: i64, why: &str) -> Result<(), DbError> {
-    diesel::update(cleanups::table.find(id).filter(cleanups::status.eq(CleanupStatus::Pending)))
-        .set((
-            cleanups::status.eq(CleanupStatus::Cancelled),
-            cleanups::last_error.eq(why),
-            cleanups::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        cleanups::table
+            .find(id)
+            .filter(cleanups::status.eq(CleanupStatus::Pending)),
+    )
+    .set((
+        cleanups::status.eq(CleanupStatus::Cancelled),
+        cleanups::last_error.eq(why),
+        cleanups::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
 /// An attempt failed: retry later with backoff, or give up (`failed`) when attempts are exhausted.
-pub fn finish_err(conn: &mut PgConnection, id: i64, error: &str, policy: &RetryPolicy) -> Result<CleanupStatus, DbError> {
+pub fn finish_err(
+    conn: &mut PgConnection,
+    id: i64,
+    error: &str,
+    policy: &RetryPolicy,
+) -> Result<CleanupStatus, DbError> {
     conn.transaction(|conn| {
-        let attempts: i32 = cleanups::table.find(id).select(cleanups::attempts).for_update().first(conn)?;
+        let attempts: i32 = cleanups::table
+            .find(id)
+            .select(cleanups::attempts)
+            .for_update()
+            .first(conn)?;
         let attempts = attempts + 1;
         let status = if attempts >= policy.max_attempts as i32 {
             CleanupStatus::Failed
         } else {
             CleanupStatus::Pending
         };
-        diesel::update(cleanups::table.find(id).filter(cleanups::status.eq(CleanupStatus::Pending)))
-            .set((
-                cleanups::status.eq(status),
-                cleanups::attempts.eq(attempts),
-                cleanups::last_error.eq(error),
-                cleanups::next_attempt_at.eq(Utc::now() + policy.delay(attempts)),
-                cleanups::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)?;
+        diesel::update(
+            cleanups::table
+                .find(id)
+                .filter(cleanups::status.eq(CleanupStatus::Pending)),
+        )
+        .set((
+            cleanups::status.eq(status),
+            cleanups::attempts.eq(attempts),
+            cleanups::last_error.eq(error),
+            cleanups::next_attempt_at.eq(Utc::now() + policy.delay(attempts)),
+            cleanups::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
         Ok(status)
     })
 }

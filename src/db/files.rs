@@ -65,7 +65,8 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
 /// A new order, or a repeat order on a known CID (tips add up, a closed file becomes live again and its pending
 /// cleanup is cancelled).
 fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Result<(), DbError> {
-    let size = i64::try_from(order.size).map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
+    let size = i64::try_from(order.size)
+        .map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
     diesel::sql_query(
         "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, last_order_block, status)
          VALUES ($1, $2, $3, TRUE, $4, $4, 'new')
@@ -148,7 +149,12 @@ fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, 
     Ok(true)
 }
 
-fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: i64) -> Result<(), DbError> {
+fn record_invalid(
+    conn: &mut PgConnection,
+    raw: &str,
+    reason: &str,
+    block: i64,
+) -> Result<(), DbError> {
     let key = if raw.len() > MAX_RAW_CID {
         let mut cut = MAX_RAW_CID;
         while !raw.is_char_boundary(cut) {
@@ -180,7 +186,12 @@ pub enum Source {
 }
 
 /// The best `new` files of a source, in ranking order.
-pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: i64) -> Result<Vec<File>, DbError> {
+pub fn candidates(
+    conn: &mut PgConnection,
+    source: Source,
+    rank: RankBy,
+    limit: i64,
+) -> Result<Vec<File>, DbError> {
     let mut q = files::table
         .filter(files::status.eq(FileStatus::New))
         .select(File::as_select())
@@ -192,7 +203,10 @@ pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: 
     q = match rank {
         RankBy::Tips => q.order((files::tips.desc(), files::cid.asc())),
         RankBy::RewardPerByte => q.order((
-            diesel::dsl::sql::<Numeric>("(files.tips + files.amount) / GREATEST(files.size_bytes, 1)").desc(),
+            diesel::dsl::sql::<Numeric>(
+                "(files.tips + files.amount) / GREATEST(files.size_bytes, 1)",
+            )
+            .desc(),
             files::cid.asc(),
         )),
     };
@@ -208,21 +222,37 @@ pub fn transition(
     reason: Option<&str>,
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(files::table.find(cid).filter(files::status.eq_any(from.to_vec())))
-        .set((
-            files::status.eq(to),
-            files::status_reason.eq(reason),
-            files::next_attempt_at.eq(next_attempt_at),
-            files::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        files::table
+            .find(cid)
+            .filter(files::status.eq_any(from.to_vec())),
+    )
+    .set((
+        files::status.eq(to),
+        files::status_reason.eq(reason),
+        files::next_attempt_at.eq(next_attempt_at),
+        files::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Reserves a lane slot: the file goes `new → queued` and a live pin row is created, in one transaction.
-pub fn queue_pin(conn: &mut PgConnection, cid: &str, lane: Lane, size: i64) -> Result<Option<Pin>, DbError> {
+pub fn queue_pin(
+    conn: &mut PgConnection,
+    cid: &str,
+    lane: Lane,
+    size: i64,
+) -> Result<Option<Pin>, DbError> {
     conn.transaction(|conn| {
-        if !transition(conn, cid, &[FileStatus::New], FileStatus::Queued, None, None)? {
+        if !transition(
+            conn,
+            cid,
+            &[FileStatus::New],
+            FileStatus::Queued,
+            None,
+            None,
+        )? {
             return Ok(None);
         }
         let attempt: i32 = files::table.find(cid).select(files::attempts).first(conn)?;
@@ -247,7 +277,10 @@ pub fn release_due(conn: &mut PgConnection) -> Result<usize, DbError> {
             .filter(files::status.eq_any(FileStatus::WAITING.to_vec()))
             .filter(files::next_attempt_at.le(diesel::dsl::now)),
     )
-    .set((files::status.eq(FileStatus::New), files::updated_at.eq(diesel::dsl::now)))
+    .set((
+        files::status.eq(FileStatus::New),
+        files::updated_at.eq(diesel::dsl::now),
+    ))
     .execute(conn)?)
 }
 
@@ -274,7 +307,8 @@ pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>,
         .group_by(files::status)
         .select((files::status, diesel::dsl::count_star()))
         .load(conn)?;
-    let mut out: BTreeMap<String, i64> = FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
+    let mut out: BTreeMap<String, i64> =
+        FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
     for (s, n) in rows {
         out.insert(s.to_string(), n);
     }
@@ -282,13 +316,17 @@ pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>,
 }
 
 /// A page of files, newest change first.
-pub fn list(conn: &mut PgConnection, status: Option<FileStatus>, limit: i64, offset: i64) -> Result<Vec<File>, DbError> {
+pub fn list(
+    conn: &mut PgConnection,
+    status: Option<FileStatus>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<File>, DbError> {
     let mut q = files::table.select(File::as_select()).into_boxed();
     if let Some(s) = status {
         q = q.filter(files::status.eq(s));
     }
-    Ok(q
-        .order((files::updated_at.desc(), files::cid.asc()))
+    Ok(q.order((files::updated_at.desc(), files::cid.asc()))
         .limit(limit)
         .offset(offset)
         .load(conn)?)
@@ -346,7 +384,11 @@ pub const RETRYABLE: [FileStatus; 6] = [
 ];
 
 /// Sends files back to `new` now. `cid` picks one file, `status` all files of a status; returns how many moved.
-pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStatus>) -> Result<usize, DbError> {
+pub fn retry(
+    conn: &mut PgConnection,
+    cid: Option<&str>,
+    status: Option<FileStatus>,
+) -> Result<usize, DbError> {
     let mut q = diesel::update(files::table)
         .filter(files::status.eq_any(RETRYABLE.to_vec()))
         .into_boxed();
@@ -356,12 +398,11 @@ pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStat
     if let Some(status) = status {
         q = q.filter(files::status.eq(status));
     }
-    Ok(q
-        .set((
-            files::status.eq(FileStatus::New),
-            files::status_reason.eq("operator retry"),
-            files::next_attempt_at.eq(None::<DateTime<Utc>>),
-            files::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)?)
+    Ok(q.set((
+        files::status.eq(FileStatus::New),
+        files::status_reason.eq("operator retry"),
+        files::next_attempt_at.eq(None::<DateTime<Utc>>),
+        files::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?)
 }

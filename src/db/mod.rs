@@ -53,7 +53,12 @@ impl Db {
             .max_size(settings.pool_size)
             .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
             .build(manager)
-            .map_err(|e| DbError::Pool(format!("{e} ({})", crate::config::redact_url(&settings.url))))?;
+            .map_err(|e| {
+                DbError::Pool(format!(
+                    "{e} ({})",
+                    crate::config::redact_url(&settings.url)
+                ))
+            })?;
         Ok(Db { pool })
     }
 

@@ -22,7 +22,11 @@ pub fn lane_usage(conn: &mut PgConnection) -> Result<LaneUsage, DbError> {
     let rows: Vec<(Lane, i64, Option<bigdecimal::BigDecimal>)> = pins::table
         .filter(pins::status.eq_any(PinStatus::LIVE.to_vec()))
         .group_by(pins::lane)
-        .select((pins::lane, diesel::dsl::count_star(), diesel::dsl::sum(pins::size_bytes)))
+        .select((
+            pins::lane,
+            diesel::dsl::count_star(),
+            diesel::dsl::sum(pins::size_bytes),
+        ))
         .load(conn)?;
     let mut u = LaneUsage::default();
     for (lane, n, bytes) in rows {
@@ -54,7 +58,12 @@ pub fn adoptable(conn: &mut PgConnection, holder: &str) -> Result<Vec<Pin>, DbEr
 
 /// Takes (or re-takes) the lease on a live pin and marks it and its file `pinning`. `None` if another live holder
 /// owns it or it is no longer live.
-pub fn claim(conn: &mut PgConnection, pin_id: i64, holder: &str, lease_secs: u64) -> Result<Option<Pin>, DbError> {
+pub fn claim(
+    conn: &mut PgConnection,
+    pin_id: i64,
+    holder: &str,
+    lease_secs: u64,
+) -> Result<Option<Pin>, DbError> {
     let until = Utc::now() + chrono::Duration::seconds(lease_secs as i64);
     conn.transaction(|conn| {
         let pin: Option<Pin> = diesel::update(
@@ -79,16 +88,28 @@ pub fn claim(conn: &mut PgConnection, pin_id: i64, holder: &str, lease_secs: u64
         .get_result(conn)
         .optional()?;
         if let Some(p) = &pin {
-            diesel::update(files::table.find(&p.cid).filter(files::status.eq(FileStatus::Queued)))
-                .set((files::status.eq(FileStatus::Pinning), files::updated_at.eq(diesel::dsl::now)))
-                .execute(conn)?;
+            diesel::update(
+                files::table
+                    .find(&p.cid)
+                    .filter(files::status.eq(FileStatus::Queued)),
+            )
+            .set((
+                files::status.eq(FileStatus::Pinning),
+                files::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
         }
         Ok(pin)
     })
 }
 
 /// Extends the leases of the pins this holder is driving; returns how many were still ours.
-pub fn renew(conn: &mut PgConnection, holder: &str, ids: &[i64], lease_secs: u64) -> Result<usize, DbError> {
+pub fn renew(
+    conn: &mut PgConnection,
+    holder: &str,
+    ids: &[i64],
+    lease_secs: u64,
+) -> Result<usize, DbError> {
     let until = Utc::now() + chrono::Duration::seconds(lease_secs as i64);
     Ok(diesel::update(
         pins::table
@@ -96,7 +117,10 @@ pub fn renew(conn: &mut PgConnection, holder: &str, ids: &[i64], lease_secs: u64
             .filter(pins::lease_holder.eq(holder))
             .filter(pins::status.eq_any(PinStatus::LIVE.to_vec())),
     )
-    .set((pins::lease_expires_at.eq(until), pins::updated_at.eq(diesel::dsl::now)))
+    .set((
+        pins::lease_expires_at.eq(until),
+        pins::updated_at.eq(diesel::dsl::now),
+    ))
     .execute(conn)?)
 }
 
@@ -118,7 +142,10 @@ pub fn release_leases(conn: &mut PgConnection, holder: &str) -> Result<usize, Db
 /// Records streamed `pin/add` progress.
 pub fn record_progress(conn: &mut PgConnection, pin_id: i64, progress: i64) -> Result<(), DbError> {
     diesel::update(pins::table.find(pin_id))
-        .set((pins::progress.eq(progress), pins::updated_at.eq(diesel::dsl::now)))
+        .set((
+            pins::progress.eq(progress),
+            pins::updated_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -182,8 +209,13 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff: base × 2^(attempt − 1), capped.
     pub fn delay(&self, attempt: i32) -> chrono::Duration {
-        let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
-        let secs = self.base_delay_secs.saturating_mul(1u64 << exp).min(self.max_delay_secs);
+        let exp = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
+        let secs = self
+            .base_delay_secs
+            .saturating_mul(1u64 << exp)
+            .min(self.max_delay_secs);
         chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
     }
 }
@@ -222,10 +254,16 @@ pub fn finish_err(
         let Some(pin) = pin else { return Ok(None) };
         let attempts = pin.attempt;
         let (status, next) = match kind {
-            FailKind::NoSpace => (FileStatus::InsufficientSpace, Some(Utc::now() + policy.delay(attempts))),
+            FailKind::NoSpace => (
+                FileStatus::InsufficientSpace,
+                Some(Utc::now() + policy.delay(attempts)),
+            ),
             FailKind::Aborted => (FileStatus::PinError, Some(Utc::now() + policy.delay(1))),
             FailKind::Error if attempts >= policy.max_attempts as i32 => (FileStatus::Failed, None),
-            FailKind::Error => (FileStatus::PinError, Some(Utc::now() + policy.delay(attempts))),
+            FailKind::Error => (
+                FileStatus::PinError,
+                Some(Utc::now() + policy.delay(attempts)),
+            ),
         };
         // Only files still in the pipeline move: a file closed meanwhile stays closed for cleanup.
         diesel::update(
@@ -260,7 +298,11 @@ pub fn live(conn: &mut PgConnection) -> Result<Vec<Pin>, DbError> {
 }
 
 /// Stores the sealed size the sWorker reports for a live pin; returns the number of checks in a row it did not grow.
-pub fn record_seal_progress(conn: &mut PgConnection, pin_id: i64, sealed_bytes: i64) -> Result<i32, DbError> {
+pub fn record_seal_progress(
+    conn: &mut PgConnection,
+    pin_id: i64,
+    sealed_bytes: i64,
+) -> Result<i32, DbError> {
     conn.transaction(|conn| {
         let (prev, stalls): (i64, i32) = pins::table
             .find(pin_id)

@@ -11,7 +11,8 @@ use smanager::db::Db;
 
 /// Admin connection URL: `SMANAGER_TEST_ADMIN_URL`, set by `scripts/test.sh`, else the machine's local server.
 pub fn admin_url() -> String {
-    std::env::var("SMANAGER_TEST_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("SMANAGER_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -32,8 +33,11 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::SeqCst),
             rand::random::<u32>() & 0xffffff
         );
-        let mut conn = PgConnection::establish(&admin)
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin} (run the tests through scripts/test.sh): {e}"));
+        let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
+            panic!(
+                "cannot reach PostgreSQL at {admin} (run the tests through scripts/test.sh): {e}"
+            )
+        });
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .expect("create test database");
@@ -69,8 +73,10 @@ impl TestDb {
 
     /// Full settings pointing at this database, with fast intervals for tests.
     pub fn app_settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.database = self.settings();
+        let mut s = Settings {
+            database: self.settings(),
+            ..Default::default()
+        };
         s.chain.account = "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa".into();
         s.chain.poll_interval_ms = 50;
         s.chain.reconnect_min_secs = 1;
@@ -91,7 +97,11 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
         }
     }
 }
