@@ -86,9 +86,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let settings = Rc::new(settings);
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let chain = crate::chain::client::connect(&settings.chain)
-            .await
-            .context("connecting to the chain")?;
+        let chain = crate::chain::client::connect(&settings.chain);
         let peers = start_pipeline(settings.clone(), db, chain);
         log::info!(
             "smanager {} running for {}",

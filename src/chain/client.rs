@@ -26,9 +26,58 @@ pub struct SubxtChain {
     rpc: LegacyRpcMethods<RpcConfigFor<SubstrateConfig>>,
 }
 
-/// Connects to `settings.endPoint` (ws:// or http://).
-pub async fn connect(settings: &ChainSettings) -> Result<Rc<dyn super::ChainSource>, ChainError> {
-    Ok(Rc::new(SubxtChain::connect(&settings.end_point).await?))
+/// A chain source for `settings.endPoint` (ws:// or http://) that connects on first use and reconnects after a
+/// connection error, so smanager can start before the node and survive node restarts. The Indexer backs off between
+/// attempts.
+pub fn connect(settings: &ChainSettings) -> Rc<dyn super::ChainSource> {
+    Rc::new(Reconnecting {
+        url: settings.end_point.clone(),
+        client: std::cell::RefCell::new(None),
+    })
+}
+
+/// Lazily connected, reconnecting [`SubxtChain`].
+pub struct Reconnecting {
+    url: String,
+    client: std::cell::RefCell<Option<Rc<SubxtChain>>>,
+}
+
+impl Reconnecting {
+    async fn client(&self) -> Result<Rc<SubxtChain>, ChainError> {
+        if let Some(c) = self.client.borrow().as_ref() {
+            return Ok(c.clone());
+        }
+        let c = Rc::new(SubxtChain::connect(&self.url).await?);
+        log::info!(target: "smanager::chain", "connected to {}", self.url);
+        *self.client.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn forget_on_unavailable<T>(&self, r: Result<T, ChainError>) -> Result<T, ChainError> {
+        if let Err(ChainError::Unavailable(e)) = &r {
+            log::debug!(target: "smanager::chain", "dropping the connection after: {e}");
+            *self.client.borrow_mut() = None;
+        }
+        r
+    }
+}
+
+impl super::ChainSource for Reconnecting {
+    fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.finalized_head().await;
+            self.forget_on_unavailable(r)
+        })
+    }
+
+    fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.decode_block(number).await;
+            self.forget_on_unavailable(r)
+        })
+    }
 }
 
 impl SubxtChain {
