@@ -87,14 +87,13 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         let chain = crate::chain::client::connect(&settings.chain);
-        let peers = start_pipeline(settings.clone(), db, chain);
-        log::info!(
-            "smanager {} running for {}",
-            env!("CARGO_PKG_VERSION"),
-            settings.chain.account
-        );
+        let peers = start_pipeline(settings.clone(), db.clone(), chain);
+        let admin = crate::http::start(&settings, db, Some(peers.clone()))
+            .with_context(|| format!("binding admin.bind {}", settings.admin.bind))?;
+        log::info!("smanager {} running for {}", env!("CARGO_PKG_VERSION"), settings.chain.account);
         shutdown_signal().await;
         shutdown(&peers).await;
+        admin.handle.stop(true).await;
         log::info!("stopped");
         Ok::<(), anyhow::Error>(())
     })?;

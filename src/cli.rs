@@ -38,6 +38,12 @@ pub enum Command {
     Files(FilesCommand),
     /// Send failed or waiting files back to the queue.
     Retry(RetryArgs),
+    /// Probe the admin server of a running smanager (for container healthchecks): exit 0 when it answers.
+    Healthcheck {
+        /// Ask `/readyz` (dependencies) instead of `/livez` (process alive).
+        #[arg(long)]
+        ready: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

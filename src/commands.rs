@@ -1,12 +1,10 @@
 //! The CLI's commands that work on the database (`migrate`, `status`, `files`, `retry`) and `run`.
 
 use anyhow::{bail, Context as _};
-use serde_json::json;
 
 use crate::cli::{FilesCommand, RetryArgs};
 use crate::config::Settings;
-use crate::db::state::{self, ChainHead, Finalized, GroupInfo};
-use crate::db::{self, cleanups, files, pins, Db, FileStatus};
+use crate::db::{self, files, stats, Db, FileStatus};
 
 pub use crate::app::run;
 
@@ -27,11 +25,7 @@ pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
         println!(
             "applied {} migration(s){}",
             v.len(),
-            if v.is_empty() {
-                "; schema is current"
-            } else {
-                ""
-            }
+            if v.is_empty() { "; schema is current" } else { "" }
         );
     }
     Ok(())
@@ -40,69 +34,37 @@ pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
 pub fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
     let db = open(settings)?;
     let mut c = db.conn()?;
-    let counts = files::count_by_status(&mut c)?;
-    let cursors = state::all_cursors(&mut c)?;
-    let head: Option<ChainHead> = state::kv_get(&mut c, state::KV_CHAIN_HEAD)?;
-    let finalized: Option<Finalized> = state::kv_get(&mut c, state::KV_FINALIZED)?;
-    let group: Option<GroupInfo> = state::kv_get(&mut c, state::KV_GROUP)?;
-    let paused: bool = state::kv_get(&mut c, state::KV_PICKING_PAUSED)?.unwrap_or(false);
-    let usage = pins::lane_usage(&mut c)?;
-    let cleanup: Vec<(String, i64)> = cleanups::count_by_status(&mut c)?
-        .into_iter()
-        .map(|(s, n)| (s.to_string(), n))
-        .collect();
-    let indexed = cursors
-        .iter()
-        .find(|c| c.name == state::INDEXER_CURSOR)
-        .and_then(|c| c.block_number);
-    let lag = match (finalized.as_ref(), indexed) {
-        (Some(f), Some(i)) => Some((f.number - i).max(0)),
-        _ => None,
-    };
+    let st = stats::snapshot(&mut c)?;
     if as_json {
-        let v = json!({
-            "files": counts,
-            "cursors": cursors,
-            "indexed_block": indexed,
-            "finalized_block": finalized.as_ref().map(|f| f.number),
-            "finalized_seen_at": finalized.as_ref().map(|f| f.seen_at),
-            "lag_blocks": lag,
-            "chain_head": head,
-            "group": group,
-            "picking_paused": paused,
-            "lanes": usage,
-            "cleanups": cleanup.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(());
     }
     println!("files by status:");
-    for (s, n) in &counts {
+    for (s, n) in &st.files {
         println!("  {s:<20} {n}");
     }
     println!(
         "in flight: small {} large {}, reserved {} bytes",
-        usage.small, usage.large, usage.reserved_bytes
+        st.lanes.small, st.lanes.large, st.lanes.reserved_bytes
     );
+    let show = |v: Option<i64>| v.map_or("-".to_string(), |n| n.to_string());
     println!(
         "indexer: block {} (finalized {}, lag {})",
-        indexed.map_or("-".into(), |n| n.to_string()),
-        finalized
-            .as_ref()
-            .map_or("-".into(), |f| f.number.to_string()),
-        lag.map_or("-".into(), |n| n.to_string())
+        show(st.indexed_block),
+        show(st.finalized_block),
+        show(st.lag_blocks)
     );
-    for c in &cursors {
+    for c in &st.cursors {
         println!(
             "cursor {:<10} block {:<10} scan key {} (round {}), updated {}",
             c.name,
-            c.block_number.map_or("-".into(), |n| n.to_string()),
+            show(c.block_number),
             c.scan_key.as_deref().unwrap_or("-"),
             c.scan_round,
             c.updated_at
         );
     }
-    match &group {
+    match &st.group {
         Some(g) => println!(
             "group: owner {} members {} our index {}",
             g.owner.as_deref().unwrap_or("-"),
@@ -111,10 +73,10 @@ pub fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
         ),
         None => println!("group: not known yet"),
     }
-    for (s, n) in &cleanup {
+    for (s, n) in &st.cleanups {
         println!("cleanups {s:<10} {n}");
     }
-    if paused {
+    if st.picking_paused {
         println!("picking is PAUSED");
     }
     Ok(())
@@ -168,23 +130,13 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
             } else {
                 let f = &d.file;
                 println!("cid        {}", f.cid);
-                println!(
-                    "status     {} {}",
-                    f.status,
-                    f.status_reason.as_deref().unwrap_or("")
-                );
+                println!("status     {} {}", f.status, f.status_reason.as_deref().unwrap_or(""));
                 println!(
                     "size       {} bytes, tips {}, amount {}",
                     f.size_bytes, f.tips, f.amount
                 );
-                println!(
-                    "chain      expires at block {}, {} replicas",
-                    f.expired_at, f.replicas
-                );
-                println!(
-                    "seen by    events: {}, scan: {}",
-                    f.seen_by_event, f.seen_by_scan
-                );
+                println!("chain      expires at block {}, {} replicas", f.expired_at, f.replicas);
+                println!("seen by    events: {}, scan: {}", f.seen_by_event, f.seen_by_scan);
                 println!(
                     "attempts   {} last error {}",
                     f.attempts,
@@ -240,4 +192,21 @@ pub fn retry(settings: &Settings, args: RetryArgs) -> anyhow::Result<()> {
     }
     println!("{n} file(s) back in the queue");
     Ok(())
+}
+
+/// `GET /livez` (or `/readyz`) on the admin server; a non-2xx answer or no answer is an error (exit 1).
+pub fn healthcheck(settings: &Settings, ready: bool) -> anyhow::Result<()> {
+    let path = if ready { "readyz" } else { "livez" };
+    let url = format!("http://{}/{path}", settings.admin.bind.replace("0.0.0.0", "127.0.0.1"));
+    actix_rt::System::new().block_on(async move {
+        let client = awc::Client::builder().timeout(std::time::Duration::from_secs(5)).finish();
+        let mut resp = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        let body = resp.body().await.unwrap_or_default();
+        if resp.status().is_success() {
+            println!("{}", String::from_utf8_lossy(&body).trim());
+            Ok(())
+        } else {
+            bail!("{url} answered {}: {}", resp.status(), String::from_utf8_lossy(&body).trim())
+        }
+    })
 }

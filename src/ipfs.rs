@@ -101,11 +101,20 @@ impl KuboClient {
         url
     }
 
-    async fn post_json(
-        &self,
-        url: String,
-        timeout: Duration,
-    ) -> Result<serde_json::Value, IpfsError> {
+    async fn post_json(&self, url: String, timeout: Duration) -> Result<serde_json::Value, IpfsError> {
+        let method = url
+            .split("/api/v0/")
+            .nth(1)
+            .and_then(|p| p.split('?').next())
+            .unwrap_or("")
+            .to_string();
+        let started = std::time::Instant::now();
+        let r = self.post_json_inner(url, timeout).await;
+        crate::metrics::observe_rpc("ipfs", &method, started.elapsed());
+        r
+    }
+
+    async fn post_json_inner(&self, url: String, timeout: Duration) -> Result<serde_json::Value, IpfsError> {
         let mut resp = self
             .client
             .post(url)
@@ -124,11 +133,7 @@ impl KuboClient {
         }
         // Streaming commands answer NDJSON; the last object is the summary.
         let text = String::from_utf8_lossy(&body);
-        let last = text
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("{}");
+        let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("{}");
         serde_json::from_str(last).map_err(|e| IpfsError::Decode(format!("{e}: {last}")))
     }
 }
@@ -161,9 +166,7 @@ fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -172,18 +175,10 @@ fn urlencode(s: &str) -> String {
 
 /// Parses one NDJSON line of `pin/add`.
 pub fn parse_pin_line(line: &str) -> Result<Option<PinEvent>, IpfsError> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
     if v.get("Type").and_then(|t| t.as_str()) == Some("error") {
-        let message = v
-            .get("Message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("error")
-            .to_string();
-        return Err(IpfsError::Api {
-            status: 500,
-            message,
-        });
+        let message = v.get("Message").and_then(|m| m.as_str()).unwrap_or("error").to_string();
+        return Err(IpfsError::Api { status: 500, message });
     }
     if let Some(pins) = v.get("Pins").and_then(|p| p.as_array()) {
         if !pins.is_empty() {
@@ -198,8 +193,7 @@ pub fn parse_pin_line(line: &str) -> Result<Option<PinEvent>, IpfsError> {
 
 /// A JSON number or a numeric string.
 pub fn number(v: &serde_json::Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 impl Ipfs for KuboClient {
@@ -207,8 +201,7 @@ impl Ipfs for KuboClient {
         &self,
         cid: &str,
         timeout: Duration,
-    ) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>>
-    {
+    ) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, Result<PinEvent, IpfsError>>, IpfsError>> {
         let url = self.url(
             "pin/add",
             &[
@@ -256,28 +249,21 @@ impl Ipfs for KuboClient {
                         match resp.next().await {
                             Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                             Some(Err(e)) => {
-                                return Some((
-                                    Err(IpfsError::Unavailable(e.to_string())),
-                                    (resp, buf, true),
-                                ))
+                                return Some((Err(IpfsError::Unavailable(e.to_string())), (resp, buf, true)))
                             }
                             None => {
                                 let rest = String::from_utf8_lossy(&buf).trim().to_string();
                                 buf.clear();
                                 if rest.is_empty() {
                                     return Some((
-                                        Err(IpfsError::Decode(
-                                            "pin/add ended without a result".into(),
-                                        )),
+                                        Err(IpfsError::Decode("pin/add ended without a result".into())),
                                         (resp, buf, true),
                                     ));
                                 }
                                 return match parse_pin_line(&rest) {
                                     Ok(Some(ev)) => Some((Ok(ev), (resp, buf, true))),
                                     Ok(None) => Some((
-                                        Err(IpfsError::Decode(
-                                            "pin/add ended without a result".into(),
-                                        )),
+                                        Err(IpfsError::Decode("pin/add ended without a result".into())),
                                         (resp, buf, true),
                                     )),
                                     Err(e) => Some((Err(e), (resp, buf, true))),
@@ -324,8 +310,8 @@ impl Ipfs for KuboClient {
             let text = String::from_utf8_lossy(&body);
             let mut removed = 0u64;
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(line).map_err(|e| IpfsError::Decode(format!("{e}: {line}")))?;
                 if let Some(err) = v.get("Error").and_then(|e| e.as_str()) {
                     if !err.is_empty() {
                         log::warn!(target: "smanager::ipfs", "repo/gc: {err}");
@@ -354,10 +340,7 @@ mod tests {
             parse_pin_line(r#"{"Progress":"7"}"#).ok(),
             Some(Some(PinEvent::Progress(7)))
         );
-        assert_eq!(
-            parse_pin_line(r#"{"Pins":["Qm1"]}"#).ok(),
-            Some(Some(PinEvent::Pinned))
-        );
+        assert_eq!(parse_pin_line(r#"{"Pins":["Qm1"]}"#).ok(), Some(Some(PinEvent::Pinned)));
         assert!(parse_pin_line(r#"{"Message":"boom","Code":0,"Type":"error"}"#).is_err());
         assert!(parse_pin_line("not json").is_err());
     }

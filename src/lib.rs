@@ -13,4 +13,6 @@ pub mod config;
 pub mod db;
 pub mod ipfs;
 pub mod logging;
+pub mod metrics;
 pub mod sworker;
+pub mod http;

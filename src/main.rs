@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Status { json } => commands::status(&settings, json),
         Command::Files(f) => commands::files(&settings, f),
         Command::Retry(r) => commands::retry(&settings, r),
+        Command::Healthcheck { ready } => commands::healthcheck(&settings, ready),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,11 +18,7 @@ pub enum SworkerError {
     #[error("sWorker is upgrading (501): {0}")]
     Upgrading(String),
     #[error("sWorker answered {status} (code {code}): {message}")]
-    Api {
-        status: u16,
-        code: i64,
-        message: String,
-    },
+    Api { status: u16, code: i64, message: String },
     #[error("unexpected sWorker answer: {0}")]
     Decode(String),
 }
@@ -84,13 +80,7 @@ impl Workload {
             .ok_or_else(|| SworkerError::Decode(format!("workload without `srd`: {v}")))?;
         let g = |o: &Value, k: &str| o.get(k).and_then(number).unwrap_or(0);
         let files = v.get("files").cloned().unwrap_or(Value::Null);
-        let f = |kind: &str, k: &str| {
-            files
-                .get(kind)
-                .and_then(|o| o.get(k))
-                .and_then(number)
-                .unwrap_or(0)
-        };
+        let f = |kind: &str, k: &str| files.get(kind).and_then(|o| o.get(k)).and_then(number).unwrap_or(0);
         Ok(Workload {
             srd_complete_gib: g(srd, "srd_complete"),
             disk_available_gib: g(srd, "disk_available"),
@@ -154,18 +144,19 @@ impl SworkerClient {
         };
         SworkerClient {
             base,
-            client: awc::Client::builder()
-                .timeout(timeout)
-                .disable_redirects()
-                .finish(),
+            client: awc::Client::builder().timeout(timeout).disable_redirects().finish(),
         }
     }
 
-    async fn call(
-        &self,
-        req: awc::ClientRequest,
-        body: Option<Value>,
-    ) -> Result<(u16, Value), SworkerError> {
+    async fn call(&self, req: awc::ClientRequest, body: Option<Value>) -> Result<(u16, Value), SworkerError> {
+        let method = req.get_uri().path().rsplit("/api/v0/").next().unwrap_or("").to_string();
+        let started = std::time::Instant::now();
+        let r = self.call_inner(req, body).await;
+        crate::metrics::observe_rpc("sworker", &method, started.elapsed());
+        r
+    }
+
+    async fn call_inner(&self, req: awc::ClientRequest, body: Option<Value>) -> Result<(u16, Value), SworkerError> {
         let sent = match body {
             Some(b) => req.send_json(&b).await,
             None => req.send().await,
@@ -180,8 +171,7 @@ impl SworkerClient {
         let v: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         if status == 501 {
             return Err(SworkerError::Upgrading(message(&v)));
@@ -250,12 +240,10 @@ impl Sworker for SworkerClient {
                     let inner = v
                         .get(&cid)
                         .or_else(|| v.as_object().and_then(|o| o.values().next()))
-                        .ok_or_else(|| {
-                            SworkerError::Decode(format!("file/info without an entry: {v}"))
-                        })?;
-                    parse_state(inner, None).map(Some).ok_or_else(|| {
-                        SworkerError::Decode(format!("file/info with unknown type: {inner}"))
-                    })
+                        .ok_or_else(|| SworkerError::Decode(format!("file/info without an entry: {v}")))?;
+                    parse_state(inner, None)
+                        .map(Some)
+                        .ok_or_else(|| SworkerError::Decode(format!("file/info with unknown type: {inner}")))
                 }
                 _ => Err(api(status, &v)),
             }
@@ -269,9 +257,9 @@ impl Sworker for SworkerClient {
             if status != 200 {
                 return Err(api(status, &v));
             }
-            let map = v.as_object().ok_or_else(|| {
-                SworkerError::Decode(format!("pending map is not an object: {v}"))
-            })?;
+            let map = v
+                .as_object()
+                .ok_or_else(|| SworkerError::Decode(format!("pending map is not an object: {v}")))?;
             Ok(map
                 .iter()
                 .map(|(cid, inner)| {
@@ -332,10 +320,7 @@ mod tests {
     #[test]
     fn file_states() {
         let p = serde_json::json!({"sealed_size": "1024", "type": "pending", "used_time": "1m"});
-        assert_eq!(
-            parse_state(&p, None),
-            Some(FileState::Pending { sealed_bytes: 1024 })
-        );
+        assert_eq!(parse_state(&p, None), Some(FileState::Pending { sealed_bytes: 1024 }));
         let v = serde_json::json!({"c_block_num": 5, "s_size": 10, "size": 8, "type": "valid"});
         assert_eq!(parse_state(&v, None), Some(FileState::Valid { size: 8 }));
         assert_eq!(parse_state(&serde_json::json!({"type": "odd"}), None), None);

@@ -50,15 +50,7 @@ fn migrate_status_files_retry() {
         })],
     };
     files::apply_block(&mut c, &block).expect("apply");
-    files::transition(
-        &mut c,
-        CID,
-        &[FileStatus::New],
-        FileStatus::Failed,
-        Some("test"),
-        None,
-    )
-    .expect("fail it");
+    files::transition(&mut c, CID, &[FileStatus::New], FileStatus::Failed, Some("test"), None).expect("fail it");
 
     let (code, out, err) = smanager(&t, &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -72,10 +64,7 @@ fn migrate_status_files_retry() {
     assert_eq!(rows[0]["cid"], CID);
     let (code, out, _) = smanager(&t, &["files", "show", CID]);
     assert_eq!(code, 0);
-    assert!(
-        out.contains("1234 bytes") && out.contains("cTM8su"),
-        "{out}"
-    );
+    assert!(out.contains("1234 bytes") && out.contains("cTM8su"), "{out}");
     let (code, _, err) = smanager(&t, &["files", "list", "--status", "bogus"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown file status `bogus`"), "{err}");

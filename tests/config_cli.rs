@@ -31,10 +31,7 @@ fn edited(f: impl FnOnce(&mut serde_json::Value)) -> tempfile::NamedTempFile {
     .expect("example");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     f(&mut v);
-    let file = tempfile::Builder::new()
-        .suffix(".json")
-        .tempfile()
-        .expect("tmp");
+    let file = tempfile::Builder::new().suffix(".json").tempfile().expect("tmp");
     std::fs::write(file.path(), v.to_string()).expect("write");
     file
 }
@@ -70,10 +67,7 @@ fn unknown_key_exits_2_naming_it() {
     let (code, _, err) = smanager(&["config", "check", "--config", &path], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("scheduler.maxPendingTask"), "{err}");
-    let (code, _, err) = smanager(
-        &["config", "check", "--config", TS],
-        &[("SMANAGER__CHAIN__NOPE", "1")],
-    );
+    let (code, _, err) = smanager(&["config", "check", "--config", TS], &[("SMANAGER__CHAIN__NOPE", "1")]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("SMANAGER__CHAIN__NOPE"), "{err}");
 }
@@ -81,17 +75,11 @@ fn unknown_key_exits_2_naming_it() {
 #[test]
 fn bad_account_and_wrong_types_exit_2() {
     let f = edited(|v| v["chain"]["account"] = "not-an-address".into());
-    let (code, _, err) = smanager(
-        &["config", "check", "--config", &f.path().to_string_lossy()],
-        &[],
-    );
+    let (code, _, err) = smanager(&["config", "check", "--config", &f.path().to_string_lossy()], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("chain.account"), "{err}");
     let f = edited(|v| v["scheduler"]["strategy"] = "fastest".into());
-    let (code, _, err) = smanager(
-        &["config", "check", "--config", &f.path().to_string_lossy()],
-        &[],
-    );
+    let (code, _, err) = smanager(&["config", "check", "--config", &f.path().to_string_lossy()], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("scheduler.strategy"), "{err}");
 }
@@ -120,22 +108,13 @@ fn show_redacts_secrets() {
 
 #[test]
 fn default_toml_equals_the_built_in_defaults() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
-        .expect("read");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).expect("read");
     let parsed: smanager::config::Settings = toml::from_str(&text).expect("default.toml parses");
     assert_eq!(parsed, smanager::config::Settings::default());
 }
 
 #[test]
 fn annotated_example_is_valid() {
-    let (code, out, err) = smanager(
-        &[
-            "config",
-            "check",
-            "--config",
-            "config/smanager.example.toml",
-        ],
-        &[],
-    );
+    let (code, out, err) = smanager(&["config", "check", "--config", "config/smanager.example.toml"], &[]);
     assert_eq!(code, 0, "{out}{err}");
 }

@@ -67,12 +67,7 @@ fn order(cid: &str, size: u64, tips: u128, owner: &str) -> ChainEvent {
 fn script() -> Vec<IndexedBlock> {
     (1..=60u64)
         .map(|n| {
-            let mut events = vec![order(
-                &format!("Qm{n:044}"),
-                1000 + n,
-                u128::from(n),
-                "alice",
-            )];
+            let mut events = vec![order(&format!("Qm{n:044}"), 1000 + n, u128::from(n), "alice")];
             if n == 10 {
                 events.push(order(CIDS[0], 500, 7, "alice"));
             }
@@ -113,14 +108,8 @@ fn deps(t: &TestDb, chain: Rc<dyn ChainSource>) -> Deps {
     Deps {
         db: t.db(),
         // Nothing listens on port 9: IPFS and sWorker are "down", which must not disturb indexing.
-        ipfs: Rc::new(KuboClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
-        sworker: Rc::new(SworkerClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
         settings: Rc::new(settings),
         chain,
         holder: "test/indexer".into(),
@@ -158,11 +147,7 @@ fn check_exactly_once(t: &TestDb) {
         .first(&mut c)
         .expect("repeated cid");
     assert_eq!(tips, bigdecimal::BigDecimal::from(13));
-    assert_eq!(
-        status,
-        FileStatus::New,
-        "a new order re-opens a closed file"
-    );
+    assert_eq!(status, FileStatus::New, "a new order re-opens a closed file");
     let owners: i64 = file_owners::table
         .filter(file_owners::cid.eq(CIDS[0]))
         .count()

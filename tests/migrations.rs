@@ -47,10 +47,7 @@ fn up_down_up_gives_the_same_schema() {
     let applied = db::run_migrations(&mut conn).expect("up");
     assert!(!applied.is_empty());
     let first = schema_dump(&mut conn);
-    assert!(
-        first.iter().any(|l| l.starts_with("column files.cid")),
-        "{first:?}"
-    );
+    assert!(first.iter().any(|l| l.starts_with("column files.cid")), "{first:?}");
     assert!(first.iter().any(|l| l.contains("pins_one_live_per_cid")));
 
     let reverted = db::revert_all_migrations(&mut conn).expect("down");

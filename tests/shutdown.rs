@@ -38,7 +38,9 @@ fn sigterm_persists_in_flight_state_and_exits_0_within_10s() {
             },
         )
         .expect("order");
-        files::queue_pin(&mut c, CID, Lane::Small, 10).expect("queue").expect("pin");
+        files::queue_pin(&mut c, CID, Lane::Small, 10)
+            .expect("queue")
+            .expect("pin");
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smanager"));
     for (k, _) in std::env::vars() {
@@ -49,12 +51,16 @@ fn sigterm_persists_in_flight_state_and_exits_0_within_10s() {
     let mut child = cmd
         .arg("run")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SMANAGER__CHAIN__ACCOUNT", "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa")
+        .env(
+            "SMANAGER__CHAIN__ACCOUNT",
+            "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa",
+        )
         .env("SMANAGER__CHAIN__END_POINT", "ws://127.0.0.1:9")
         .env("SMANAGER__SWORKER__END_POINT", "http://127.0.0.1:9")
         .env("SMANAGER__IPFS__END_POINT", &ipfs.api)
         .env("SMANAGER__DATABASE__URL", &t.url)
         .env("SMANAGER__LOG__FORMAT", "json")
+        .env("SMANAGER__ADMIN__BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -73,23 +79,38 @@ fn sigterm_persists_in_flight_state_and_exits_0_within_10s() {
     assert_eq!(pin(&t).status, PinStatus::Pinning);
 
     let term_at = Instant::now();
-    let ok = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
     assert!(ok.success());
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(term_at.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        assert!(
+            term_at.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let out = child.wait_with_output().expect("output");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = pin(&t);
     assert_eq!(p.status, PinStatus::Pinning, "in-flight pin kept for the next start");
     assert_eq!(p.lease_holder, None, "lease handed back");
     // JSON logs, one object per line.
     let first = stdout.lines().next().expect("some log output");
     let v: serde_json::Value = serde_json::from_str(first).expect("JSON log line");
-    assert!(v.get("ts").is_some() && v.get("level").is_some() && v.get("msg").is_some(), "{first}");
+    assert!(
+        v.get("ts").is_some() && v.get("level").is_some() && v.get("msg").is_some(),
+        "{first}"
+    );
 }

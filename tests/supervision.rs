@@ -41,10 +41,7 @@ fn deps(t: &TestDb, ipfs_api: &str, holder: &str) -> Deps {
         settings: Rc::new(t.app_settings()),
         chain: Rc::new(NoChain),
         ipfs: Rc::new(KuboClient::new(ipfs_api, Duration::from_secs(5))),
-        sworker: Rc::new(SworkerClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
         holder: holder.into(),
     }
 }
@@ -115,11 +112,7 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
     .await;
     assert_eq!(report.starts, 2);
     let rows = live_pins(&t);
-    assert_eq!(
-        rows.len(),
-        1,
-        "re-adoption must not create a second pin: {rows:?}"
-    );
+    assert_eq!(rows.len(), 1, "re-adoption must not create a second pin: {rows:?}");
     assert_eq!(rows[0].id, pin.id);
     assert_eq!(rows[0].status, PinStatus::Pinning);
 
@@ -140,8 +133,7 @@ async fn puller_restart_re_adopts_its_leased_pin_without_duplicating_it() {
         async move {
             let r = a.send(InFlight).await.ok()?;
             let rows = live_pins(t);
-            (r.pins == vec![pin.id] && rows[0].lease_holder.as_deref() == Some("test/holder-2"))
-                .then_some(())
+            (r.pins == vec![pin.id] && rows[0].lease_holder.as_deref() == Some("test/holder-2")).then_some(())
         }
     })
     .await;

@@ -118,6 +118,10 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
                 .run(move |c| cleanups::cancel(c, job.id, "cancelled: file has a live order"))
                 .await?;
             report.cancelled += 1;
+            crate::metrics::METRICS
+                .cleanups_total
+                .with_label_values(&["cancelled"])
+                .inc();
             continue;
         }
         if let Some(pin) = pin {
@@ -133,36 +137,42 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
             }
             let id = job.id;
             deps.db
-                .run(move |c| {
-                    cleanups::finish_err(c, id, "waiting for a live pin to stop", &policy)
-                })
+                .run(move |c| cleanups::finish_err(c, id, "waiting for a live pin to stop", &policy))
                 .await?;
             report.deferred += 1;
             continue;
         }
         match deps.sworker.delete(&job.cid).await {
             Ok(outcome) => {
-                let note =
-                    (outcome == DeleteOutcome::NotFound).then_some("sWorker did not hold it (404)");
+                let note = (outcome == DeleteOutcome::NotFound).then_some("sWorker did not hold it (404)");
                 let id = job.id;
-                deps.db
-                    .run(move |c| cleanups::finish_ok(c, id, note))
-                    .await?;
+                deps.db.run(move |c| cleanups::finish_ok(c, id, note)).await?;
                 log::info!(target: "smanager::cleanup", cid = job.cid.as_str(); "deleted ({outcome:?})");
-                match outcome {
-                    DeleteOutcome::Deleted => report.deleted += 1,
-                    DeleteOutcome::NotFound => report.not_found += 1,
-                }
+                let result = match outcome {
+                    DeleteOutcome::Deleted => {
+                        report.deleted += 1;
+                        "deleted"
+                    }
+                    DeleteOutcome::NotFound => {
+                        report.not_found += 1;
+                        "not_found"
+                    }
+                };
+                crate::metrics::METRICS
+                    .cleanups_total
+                    .with_label_values(&[result])
+                    .inc();
             }
             Err(e) => {
                 let id = job.id;
                 let msg = e.to_string();
-                let status = deps
-                    .db
-                    .run(move |c| cleanups::finish_err(c, id, &msg, &policy))
-                    .await?;
+                let status = deps.db.run(move |c| cleanups::finish_err(c, id, &msg, &policy)).await?;
                 log::warn!(target: "smanager::cleanup", cid = job.cid.as_str(); "delete failed: {e} → {status}");
                 report.failed += 1;
+                crate::metrics::METRICS
+                    .cleanups_total
+                    .with_label_values(&["failed"])
+                    .inc();
             }
         }
     }
@@ -180,10 +190,7 @@ impl Handler<RunNow> for Cleanup {
     type Result = ResponseActFuture<Self, Result<PassReport, String>>;
     fn handle(&mut self, _: RunNow, _: &mut Self::Context) -> Self::Result {
         let fut = pass(self.deps.clone(), self.peers.clone());
-        Box::pin(
-            fut.into_actor(self)
-                .map(|res, _, _| res.map_err(|e| e.to_string())),
-        )
+        Box::pin(fut.into_actor(self).map(|res, _, _| res.map_err(|e| e.to_string())))
     }
 }
 

@@ -121,9 +121,7 @@ async fn follow(
                 number: i64::try_from(head).unwrap_or(i64::MAX),
                 seen_at: chrono::Utc::now(),
             };
-            deps.db
-                .run(move |c| state::kv_set(c, state::KV_FINALIZED, &f))
-                .await?;
+            deps.db.run(move |c| state::kv_set(c, state::KV_FINALIZED, &f)).await?;
             last_head = Some(head);
         }
         let mut next = progress.get().next_block.unwrap_or(head);
@@ -144,19 +142,20 @@ async fn follow(
             let mut p = progress.get();
             p.next_block = Some(next);
             progress.set(p);
+            crate::metrics::METRICS
+                .indexed_orders_total
+                .inc_by(outcome.ordered as u64);
             if outcome.invalid > 0 {
                 log::warn!(target: "smanager::indexer", "block {number}: {} invalid file record(s) stored as `invalid`", outcome.invalid);
             }
             if let Some(peers) = peers.get() {
                 if outcome.ordered > 0 {
-                    peers.picker.do_send(FilesIndexed {
-                        count: outcome.ordered,
-                    });
+                    peers.picker.do_send(FilesIndexed { count: outcome.ordered });
                 }
                 if outcome.closed > 0 {
-                    peers.cleanup.do_send(super::cleanup::FilesClosed {
-                        count: outcome.closed,
-                    });
+                    peers
+                        .cleanup
+                        .do_send(super::cleanup::FilesClosed { count: outcome.closed });
                 }
             }
         }

@@ -286,24 +286,14 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
         return Verdict::Skip(format!("larger than maxFileSize {} MB", s.max_file_size));
     }
     if s.max_replicas > 0 && file.replicas >= s.max_replicas as i32 {
-        return Verdict::Skip(format!(
-            "{} replicas ≥ maxReplicas {}",
-            file.replicas, s.max_replicas
-        ));
+        return Verdict::Skip(format!("{} replicas ≥ maxReplicas {}", file.replicas, s.max_replicas));
     }
     let srd_first = matches!(
         s.strategy,
         crate::config::Strategy::Preset(crate::config::StrategyPreset::SrdFirst)
     );
-    if source == Source::Scan
-        && srd_first
-        && s.min_replicas > 0
-        && file.replicas < s.min_replicas as i32
-    {
-        return Verdict::Skip(format!(
-            "{} replicas < minReplicas {}",
-            file.replicas, s.min_replicas
-        ));
+    if source == Source::Scan && srd_first && s.min_replicas > 0 && file.replicas < s.min_replicas as i32 {
+        return Verdict::Skip(format!("{} replicas < minReplicas {}", file.replicas, s.min_replicas));
     }
     if file.expired_at > 0 {
         if let Some(head) = &ctx.head {
@@ -333,8 +323,7 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
     if full {
         return Verdict::LaneFull;
     }
-    let need =
-        (file.size_bytes.max(0) as u64).saturating_add(ctx.reserved_bytes) as f64 * s.space_factor;
+    let need = (file.size_bytes.max(0) as u64).saturating_add(ctx.reserved_bytes) as f64 * s.space_factor;
     if need > ctx.free_bytes as f64 {
         return Verdict::NoSpace;
     }
@@ -389,6 +378,13 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             return Ok(report);
         }
     };
+    let m = &crate::metrics::METRICS;
+    m.free_bytes
+        .with_label_values(&["sworker"])
+        .set(i64::try_from(workload.free_bytes()).unwrap_or(i64::MAX));
+    m.free_bytes
+        .with_label_values(&["sys"])
+        .set(i64::try_from(workload.sys_free_bytes()).unwrap_or(i64::MAX));
     if workload.srd_ratio() < s.min_srd_ratio {
         report.not_ready = Some(format!(
             "SRD ratio {}% < minSrdRatio {}%",
@@ -424,10 +420,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     events.reverse();
     scanned.reverse();
     let w = s.strategy.weights();
-    let (w_new, w_db) = (
-        w.new_files_weight,
-        w.db_files_weight + w.existed_files_weight,
-    );
+    let (w_new, w_db) = (w.new_files_weight, w.db_files_weight + w.existed_files_weight);
     let mut rng = rand::rngs::StdRng::from_entropy();
     let mut lanes_full = (false, false);
 
@@ -451,10 +444,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             Verdict::Pick(lane) => {
                 let size = file.size_bytes;
                 let c2 = cid.clone();
-                let pin = deps
-                    .db
-                    .run(move |c| files::queue_pin(c, &c2, lane, size))
-                    .await?;
+                let pin = deps.db.run(move |c| files::queue_pin(c, &c2, lane, size)).await?;
                 if let Some(pin) = pin {
                     report.picked += 1;
                     ctx.reserved_bytes = ctx.reserved_bytes.saturating_add(size.max(0) as u64);
@@ -489,17 +479,12 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             ),
             Verdict::NoSpace => (
                 FileStatus::InsufficientSpace,
-                Some(format!(
-                    "needs {:.1}× its size free in the sWorker",
-                    s.space_factor
-                )),
+                Some(format!("needs {:.1}× its size free in the sWorker", s.space_factor)),
                 Some(Utc::now() + chrono::Duration::seconds(settings.retry.base_delay_secs as i64)),
             ),
         };
         deps.db
-            .run(move |c| {
-                files::transition(c, &cid, &[FileStatus::New], status, reason.as_deref(), next)
-            })
+            .run(move |c| files::transition(c, &cid, &[FileStatus::New], status, reason.as_deref(), next))
             .await?;
     }
     report.more = report.picked > 0 && fetched_full && !(lanes_full.0 && lanes_full.1);
@@ -557,17 +542,9 @@ mod tests {
     #[test]
     fn exactly_one_member_owns_each_cid() {
         let s = Settings::default();
-        for cid in [
-            CID,
-            "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
-        ] {
+        for cid in [CID, "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"] {
             let owners: Vec<u32> = (0..3)
-                .filter(|i| {
-                    matches!(
-                        judge(&s, Source::Events, &file(cid, 10), &ctx(3, *i)),
-                        Verdict::Pick(_)
-                    )
-                })
+                .filter(|i| matches!(judge(&s, Source::Events, &file(cid, 10), &ctx(3, *i)), Verdict::Pick(_)))
                 .collect();
             assert_eq!(owners.len(), 1, "{cid}: {owners:?}");
             assert_eq!(Some(u64::from(owners[0])), cid_mod(cid, 3));
@@ -595,21 +572,15 @@ mod tests {
         ));
         let mut f = file(CID, 1);
         f.replicas = 100;
-        assert!(
-            matches!(judge(&s, Source::Events, &f, &c), Verdict::Skip(r) if r.contains("maxReplicas"))
-        );
+        assert!(matches!(judge(&s, Source::Events, &f, &c), Verdict::Skip(r) if r.contains("maxReplicas")));
         let mut f = file(CID, 1);
         f.expired_at = 1000 + 10 * 14_400; // ten days left
-        assert!(
-            matches!(judge(&s, Source::Events, &f, &c), Verdict::Skip(r) if r.contains("expires"))
-        );
+        assert!(matches!(judge(&s, Source::Events, &f, &c), Verdict::Skip(r) if r.contains("expires")));
         let f = file(CID, 1);
         assert_eq!(judge(&s, Source::Scan, &f, &c), Verdict::PendingReplica);
         let mut f = file(CID, 1);
         f.created_at = Utc::now() - chrono::Duration::days(11);
-        assert!(
-            matches!(judge(&s, Source::Scan, &f, &c), Verdict::Invalid(r) if r.contains("no replica"))
-        );
+        assert!(matches!(judge(&s, Source::Scan, &f, &c), Verdict::Invalid(r) if r.contains("no replica")));
     }
 
     #[test]
@@ -617,18 +588,12 @@ mod tests {
         let s = Settings::default();
         let mut c = ctx(1, 0);
         c.free_bytes = 100;
-        assert_eq!(
-            judge(&s, Source::Events, &file(CID, 50), &c),
-            Verdict::NoSpace
-        );
+        assert_eq!(judge(&s, Source::Events, &file(CID, 50), &c), Verdict::NoSpace);
         c.free_bytes = 1 << 40;
         let (small, large) = lane_caps(&s.scheduler);
         assert_eq!((small, large), (20, 12));
         c.usage.small = small;
-        assert_eq!(
-            judge(&s, Source::Events, &file(CID, 1), &c),
-            Verdict::LaneFull
-        );
+        assert_eq!(judge(&s, Source::Events, &file(CID, 1), &c), Verdict::LaneFull);
         assert_eq!(
             judge(&s, Source::Events, &file(CID, 6 << 30), &c),
             Verdict::Pick(Lane::Large)

@@ -98,10 +98,7 @@ impl Puller {
         // Mark the slot as taken before the claim returns, so a second Pull cannot race it.
         let placeholder = ctx.spawn(fut::ready(()));
         self.running.insert(pin_id, placeholder);
-        let claim = async move {
-            db.run(move |c| pins::claim(c, pin_id, &holder, lease))
-                .await
-        };
+        let claim = async move { db.run(move |c| pins::claim(c, pin_id, &holder, lease)).await };
         ctx.spawn(claim.into_actor(self).map(move |res, act, ctx| match res {
             Ok(Some(pin)) => {
                 log::info!(target: "smanager::puller", cid = pin.cid.as_str(), pin = pin.id, attempt = pin.attempt; "pinning");
@@ -152,31 +149,20 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
                         last = n;
                         let id = pin.id;
                         let progress = i64::try_from(n).unwrap_or(i64::MAX);
-                        if let Err(e) = deps
-                            .db
-                            .run(move |c| pins::record_progress(c, id, progress))
-                            .await
-                        {
+                        if let Err(e) = deps.db.run(move |c| pins::record_progress(c, id, progress)).await {
                             log::warn!(target: "smanager::puller", "cannot record progress of pin {id}: {e}");
                         }
                     }
                 }
                 Some(Err(e)) => return Err(PinFail::Ipfs(e)),
-                None => {
-                    return Err(PinFail::Ipfs(IpfsError::Decode(
-                        "pin/add ended early".into(),
-                    )))
-                }
+                None => return Err(PinFail::Ipfs(IpfsError::Decode("pin/add ended early".into()))),
             }
         }
     };
     match actix_rt::time::timeout(cap + Duration::from_secs(10), run).await {
         Ok(Ok(())) => Outcome::Pinned,
         Ok(Err(PinFail::Stalled(n))) => Outcome::Failed(
-            format!(
-                "stalled: no progress for {}s after {n} blocks",
-                stall.as_secs()
-            ),
+            format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
             FailKind::Error,
         ),
         Ok(Err(PinFail::Ipfs(e))) => {
@@ -187,10 +173,7 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             };
             Outcome::Failed(e.to_string(), kind)
         }
-        Err(_) => Outcome::Failed(
-            format!("timed out after {}s", cap.as_secs()),
-            FailKind::Error,
-        ),
+        Err(_) => Outcome::Failed(format!("timed out after {}s", cap.as_secs()), FailKind::Error),
     }
 }
 
@@ -277,12 +260,25 @@ impl Handler<Finished> for Puller {
         let policy = self.policy();
         let cid = pin.cid.clone();
         let id = pin.id;
+        let result = match &outcome {
+            Outcome::Pinned => "pinned",
+            Outcome::Failed(_, FailKind::NoSpace) => "no_space",
+            Outcome::Failed(_, FailKind::Aborted) => "aborted",
+            Outcome::Failed(e, _) if e.starts_with("stalled") => "stalled",
+            Outcome::Failed(e, _) if e.starts_with("timed out") => "timeout",
+            Outcome::Failed(..) => "error",
+        };
+        let m = &crate::metrics::METRICS;
+        m.pins_total.with_label_values(&[result]).inc();
+        if let Some(started) = pin.started_at {
+            let secs = (chrono::Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+            m.pin_duration_seconds.with_label_values(&[result]).observe(secs);
+        }
+        let lane = pin.lane;
+        let started_at = pin.started_at;
         let save = async move {
             match outcome {
-                Outcome::Pinned => db
-                    .run(move |c| pins::finish_ok(c, id))
-                    .await
-                    .map(|ok| (ok, None)),
+                Outcome::Pinned => db.run(move |c| pins::finish_ok(c, id)).await.map(|ok| (ok, None)),
                 Outcome::Failed(err, kind) => {
                     let e2 = err.clone();
                     db.run(move |c| pins::finish_err(c, id, &e2, kind, &policy))
@@ -297,7 +293,12 @@ impl Handler<Finished> for Puller {
                 Ok((true, _)) => {
                     log::info!(target: "smanager::puller", cid = cid.as_str(), pin = id; "pinned and sealed");
                     if let Some(p) = act.peers.get() {
-                        p.sealer.do_send(Pinned { pin_id: id, cid: cid.clone() });
+                        p.sealer.do_send(Pinned {
+                            pin_id: id,
+                            cid: cid.clone(),
+                            lane,
+                            started_at,
+                        });
                         p.picker.do_send(CapacityFreed);
                     }
                 }
@@ -324,6 +325,7 @@ impl Handler<Abort> for Puller {
             return false;
         };
         ctx.cancel_future(handle);
+        crate::metrics::METRICS.pins_total.with_label_values(&["aborted"]).inc();
         let db = self.deps.db.clone();
         let policy = self.policy();
         let id = msg.pin_id;

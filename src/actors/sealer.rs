@@ -26,6 +26,8 @@ pub const KV_ORPHAN_SEALS: &str = "orphan_seals";
 pub struct Pinned {
     pub pin_id: i64,
     pub cid: String,
+    pub lane: crate::db::Lane,
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// Run a check now (tests and operators; otherwise it runs every `sealer.checkIntervalSecs`).
@@ -113,10 +115,7 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
         report.followed += 1;
         let id = pin.id;
         let sealed = i64::try_from(*sealed).unwrap_or(i64::MAX);
-        let stalls = deps
-            .db
-            .run(move |c| pins::record_seal_progress(c, id, sealed))
-            .await?;
+        let stalls = deps.db.run(move |c| pins::record_seal_progress(c, id, sealed)).await?;
         if stalls >= stall_checks {
             log::warn!(target: "smanager::sealer", cid = pin.cid.as_str(), pin = id; "seal stalled at {sealed} bytes for {stalls} checks: cancelling");
             if let Err(e) = deps.sworker.seal_end(&pin.cid).await {
@@ -132,6 +131,10 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
                     .await;
             }
             report.stalled_cancelled += 1;
+            crate::metrics::METRICS
+                .seals_total
+                .with_label_values(&["stalled_cancelled"])
+                .inc();
         }
     }
 
@@ -155,6 +158,10 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
                 Ok(_) => {
                     seen.remove(cid);
                     report.orphans_ended += 1;
+                    crate::metrics::METRICS
+                        .seals_total
+                        .with_label_values(&["orphan_ended"])
+                        .inc();
                 }
                 Err(e) => {
                     log::warn!(target: "smanager::sealer", cid = cid.as_str(); "seal_end failed: {e}")
@@ -162,9 +169,7 @@ async fn check(deps: Deps, peers: SharedPeers) -> Result<CheckReport, CheckError
             }
         }
     }
-    deps.db
-        .run(move |c| state::kv_set(c, KV_ORPHAN_SEALS, &seen))
-        .await?;
+    deps.db.run(move |c| state::kv_set(c, KV_ORPHAN_SEALS, &seen)).await?;
     Ok(report)
 }
 
@@ -190,9 +195,21 @@ impl Handler<Pinned> for Sealer {
         let fut = async move {
             match sworker.file_info(&msg.cid).await {
                 Ok(Some(FileState::Valid { size })) => {
+                    let m = &crate::metrics::METRICS;
+                    m.seals_total.with_label_values(&["confirmed"]).inc();
+                    if let Some(start) = msg.started_at {
+                        let secs = (Utc::now() - start).num_milliseconds().max(0) as f64 / 1000.0;
+                        m.seal_duration_seconds
+                            .with_label_values(&[msg.lane.as_str()])
+                            .observe(secs);
+                    }
                     log::info!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id, size = size; "sWorker confirms the file is valid")
                 }
                 Ok(Some(other)) => {
+                    crate::metrics::METRICS
+                        .seals_total
+                        .with_label_values(&["unconfirmed"])
+                        .inc();
                     log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id; "pin returned but sWorker reports {other:?}")
                 }
                 Ok(None) => {

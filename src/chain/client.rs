@@ -66,7 +66,9 @@ impl super::ChainSource for Reconnecting {
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
+            let started = std::time::Instant::now();
             let r = c.finalized_head().await;
+            crate::metrics::observe_rpc("chain", "finalized_head", started.elapsed());
             self.forget_on_unavailable(r)
         })
     }
@@ -74,7 +76,9 @@ impl super::ChainSource for Reconnecting {
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
+            let started = std::time::Instant::now();
             let r = c.decode_block(number).await;
+            crate::metrics::observe_rpc("chain", "block", started.elapsed());
             self.forget_on_unavailable(r)
         })
     }
@@ -85,8 +89,7 @@ impl SubxtChain {
         let rpc_client = RpcClient::from_insecure_url(url)
             .await
             .map_err(|e| ChainError::Unavailable(format!("{url}: {e}")))?;
-        let types = super::legacy_types()
-            .map_err(|e| ChainError::Unavailable(format!("legacy types: {e}")))?;
+        let types = super::legacy_types().map_err(|e| ChainError::Unavailable(format!("legacy types: {e}")))?;
         let config = SubstrateConfig::builder().set_legacy_types(types).build();
         let backend = LegacyBackend::<SubstrateConfig>::builder().build(rpc_client.clone());
         let api = OnlineClient::from_backend_with_config(config, Arc::new(backend))
@@ -104,17 +107,12 @@ impl SubxtChain {
     }
 
     async fn decode_block(&self, number: u64) -> Result<IndexedBlock, ChainError> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
+        let unavailable = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
         let decode = |e: &dyn std::fmt::Display| ChainError::Decode {
             number,
             reason: e.to_string(),
         };
-        let at = self
-            .api
-            .at_block(number)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let at = self.api.at_block(number).await.map_err(|e| unavailable(&e))?;
         let hash = format!("{:?}", at.block_hash());
         let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
         let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
@@ -172,15 +170,11 @@ impl SubxtChain {
                         Phase::ApplyExtrinsic(i) => Some(i as usize),
                         _ => None,
                     };
-                    let call = ext_index
-                        .and_then(|i| calls.get(i))
-                        .and_then(|c| c.as_ref());
-                    let Some((size, tips)) = call.and_then(|c| find_order(c, raw.as_slice()))
-                    else {
+                    let call = ext_index.and_then(|i| calls.get(i)).and_then(|c| c.as_ref());
+                    let Some((size, tips)) = call.and_then(|c| find_order(c, raw.as_slice())) else {
                         out.push(ChainEvent::Invalid {
                             raw: cid,
-                            reason: "FileSuccess without a matching place_storage_order call"
-                                .into(),
+                            reason: "FileSuccess without a matching place_storage_order call".into(),
                         });
                         continue;
                     };
@@ -188,27 +182,17 @@ impl SubxtChain {
                         .or_else(|| ext_index.and_then(|i| signers.get(i).copied().flatten()))
                         .map(|id| ss58::encode(ss58::CRUST_PREFIX, &id))
                         .unwrap_or_default();
-                    out.push(ChainEvent::Ordered(FileOrder {
-                        cid,
-                        size,
-                        tips,
-                        owner,
-                    }));
+                    out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
                 }
                 "CalculateSuccess" => {
                     let key = keys::files_v2(&raw);
-                    let still = at
-                        .storage()
-                        .fetch_raw(key)
-                        .await
-                        .map(|v| !v.is_empty())
-                        .or_else(|e| {
-                            if is_not_found(&e) {
-                                Ok(false)
-                            } else {
-                                Err(unavailable(&e))
-                            }
-                        })?;
+                    let still = at.storage().fetch_raw(key).await.map(|v| !v.is_empty()).or_else(|e| {
+                        if is_not_found(&e) {
+                            Ok(false)
+                        } else {
+                            Err(unavailable(&e))
+                        }
+                    })?;
                     if !still {
                         out.push(ChainEvent::Closed {
                             cid,
@@ -261,10 +245,7 @@ fn account_from_address(bytes: &[u8]) -> Option<[u8; 32]> {
 /// A MerkleRoot is the CID string's ASCII bytes.
 pub fn parse_cid(raw: &[u8]) -> Result<String, String> {
     if raw.len() > 512 {
-        return Err(format!(
-            "MerkleRoot of {} bytes is too long for a CID",
-            raw.len()
-        ));
+        return Err(format!("MerkleRoot of {} bytes is too long for a CID", raw.len()));
     }
     let s = std::str::from_utf8(raw).map_err(|_| "MerkleRoot is not UTF-8".to_string())?;
     cid::Cid::try_from(s).map_err(|e| format!("`{s}` is not a CID: {e}"))?;

@@ -42,10 +42,7 @@ pub fn cid_from_files_key(key: &[u8]) -> Result<String, String> {
         .map_err(|e| format!("bad compact length: {e}"))?
         .0 as usize;
     if input.len() != len {
-        return Err(format!(
-            "length prefix says {len} bytes, key holds {}",
-            input.len()
-        ));
+        return Err(format!("length prefix says {len} bytes, key holds {}", input.len()));
     }
     String::from_utf8(input.to_vec()).map_err(|_| "CID is not UTF-8".to_string())
 }
@@ -98,12 +95,10 @@ mod tests {
         assert_eq!(&k[40..42], &[0x1d, 0x01], "two-byte compact for 71 bytes");
         assert_eq!(cid_from_files_key(&k).as_deref(), Ok(long.as_str()));
         assert_eq!(
-            cid_from_files_key(&files_v2(b"QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn"))
-                .as_deref(),
+            cid_from_files_key(&files_v2(b"QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn")).as_deref(),
             Ok("QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn")
         );
-        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d")
-            .unwrap_or_default();
+        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d").unwrap_or_default();
         let alice: [u8; 32] = alice.try_into().unwrap_or([0; 32]);
         assert_eq!(
             hex::encode(identities(&alice)),

@@ -19,9 +19,7 @@ const PRE: &[u8] = b"SS58PRE";
 
 /// Decodes an address into its network prefix and 32-byte account id.
 pub fn decode(addr: &str) -> Result<(u16, [u8; 32]), Ss58Error> {
-    let raw = bs58::decode(addr)
-        .into_vec()
-        .map_err(|_| Ss58Error::Base58)?;
+    let raw = bs58::decode(addr).into_vec().map_err(|_| Ss58Error::Base58)?;
     let first = *raw.first().ok_or(Ss58Error::Length(0))?;
     let (prefix, plen) = match first {
         0..=63 => (u16::from(first), 1usize),
@@ -74,8 +72,7 @@ mod tests {
             encode(66, &[0u8; 32]),
             "cTGLdr4shCimXefxtJtGUhde5tVxn3q7LJbamicTntUogmWBp"
         );
-        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d")
-            .unwrap_or_default();
+        let alice = hex::decode("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d").unwrap_or_default();
         let mut id = [0u8; 32];
         id.copy_from_slice(&alice);
         let addr = encode(66, &id);

@@ -68,8 +68,8 @@ impl Sources {
 /// Load, merge and validate the configuration.
 pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
     let known = known_keys();
-    let defaults = toml::to_string(&Settings::default())
-        .map_err(|e| ConfigError::invalid("<defaults>", e.to_string()))?;
+    let defaults =
+        toml::to_string(&Settings::default()).map_err(|e| ConfigError::invalid("<defaults>", e.to_string()))?;
     let mut builder = Config::builder().add_source(File::from_str(&defaults, FileFormat::Toml));
 
     if let Some(dir) = &sources.defaults_dir {
@@ -162,10 +162,7 @@ fn env_key(rest: &str, known: &[String]) -> Option<String> {
 }
 
 /// Reads one file, rejects keys we do not know (naming them with their full path), and returns it as a source.
-fn checked_file(
-    path: &Path,
-    known: &[String],
-) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
+fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -202,10 +199,7 @@ fn checked_file(
         if leaf.is_empty() {
             continue;
         }
-        if !known
-            .iter()
-            .any(|k| k == &leaf || k.starts_with(&format!("{leaf}.")))
-        {
+        if !known.iter().any(|k| k == &leaf || k.starts_with(&format!("{leaf}."))) {
             return Err(ConfigError::UnknownKey {
                 key: leaf,
                 source_name: path.display().to_string(),
@@ -252,10 +246,7 @@ mod tests {
         Sources {
             defaults_dir: None,
             file,
-            env: env
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
+            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
         }
     }
 
@@ -279,12 +270,8 @@ mod tests {
 
     #[test]
     fn unknown_env_key_is_rejected_by_name() {
-        let err =
-            load(&src_with(None, &[("SMANAGER__SCHEDULER__NOPE", "1")])).expect_err("unknown");
-        assert!(
-            err.to_string().contains("SMANAGER__SCHEDULER__NOPE"),
-            "{err}"
-        );
+        let err = load(&src_with(None, &[("SMANAGER__SCHEDULER__NOPE", "1")])).expect_err("unknown");
+        assert!(err.to_string().contains("SMANAGER__SCHEDULER__NOPE"), "{err}");
     }
 
     #[test]
@@ -310,10 +297,7 @@ mod tests {
             ],
         ))
         .expect_err("type");
-        assert!(
-            err.to_string().contains("scheduler.maxPendingTasks"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("scheduler.maxPendingTasks"), "{err}");
     }
 
     #[test]

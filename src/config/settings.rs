@@ -6,8 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The names accepted inside a `scheduler.strategy` table.
-pub const STRATEGY_WEIGHT_KEYS: [&str; 3] =
-    ["existedFilesWeight", "dbFilesWeight", "newFilesWeight"];
+pub const STRATEGY_WEIGHT_KEYS: [&str; 3] = ["existedFilesWeight", "dbFilesWeight", "newFilesWeight"];
 
 /// Everything smanager can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,6 +335,10 @@ pub struct AdminSettings {
     pub bind: String,
     /// Bearer token for mutating routes; empty refuses every mutating request.
     pub auth_token: String,
+    /// `/readyz` fails when no new finalized block was seen for this long.
+    pub chain_stale_secs: u64,
+    /// `/readyz` fails while the indexer is more than this many blocks behind the finalized head.
+    pub max_lag_blocks: u64,
 }
 
 impl Default for AdminSettings {
@@ -343,6 +346,8 @@ impl Default for AdminSettings {
         AdminSettings {
             bind: "127.0.0.1:8686".into(),
             auth_token: String::new(),
+            chain_stale_secs: 120,
+            max_lag_blocks: 600,
         }
     }
 }

@@ -6,36 +6,20 @@ use super::{ConfigError, Settings};
 
 pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     if !s.chain.account.is_empty() {
-        crate::chain::ss58::decode(&s.chain.account).map_err(|e| {
-            ConfigError::invalid(
-                "chain.account",
-                format!("expected an SS58 address (e.g. cT…), {e}"),
-            )
-        })?;
+        crate::chain::ss58::decode(&s.chain.account)
+            .map_err(|e| ConfigError::invalid("chain.account", format!("expected an SS58 address (e.g. cT…), {e}")))?;
     }
     url_with(
         "chain.endPoint",
         &s.chain.end_point,
         &["ws://", "wss://", "http://", "https://"],
     )?;
-    url_with(
-        "sworker.endPoint",
-        &s.sworker.end_point,
-        &["http://", "https://"],
-    )?;
+    url_with("sworker.endPoint", &s.sworker.end_point, &["http://", "https://"])?;
     url_with("ipfs.endPoint", &s.ipfs.end_point, &["http://", "https://"])?;
     if !s.telemetry.end_point.is_empty() {
-        url_with(
-            "telemetry.endPoint",
-            &s.telemetry.end_point,
-            &["http://", "https://"],
-        )?;
+        url_with("telemetry.endPoint", &s.telemetry.end_point, &["http://", "https://"])?;
     }
-    at_least(
-        "chain.finalizedTimeoutSecs",
-        s.chain.finalized_timeout_secs,
-        1,
-    )?;
+    at_least("chain.finalizedTimeoutSecs", s.chain.finalized_timeout_secs, 1)?;
     at_least("chain.pollIntervalMs", s.chain.poll_interval_ms, 10)?;
     at_least("chain.reconnectMinSecs", s.chain.reconnect_min_secs, 1)?;
     if s.chain.reconnect_max_secs < s.chain.reconnect_min_secs {
@@ -45,28 +29,13 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         ));
     }
     between("chain.scanPageSize", s.chain.scan_page_size.into(), 1, 1000)?;
-    between(
-        "chain.scanBatchSize",
-        s.chain.scan_batch_size.into(),
-        1,
-        1000,
-    )?;
-    between(
-        "chain.scanParallelism",
-        s.chain.scan_parallelism.into(),
-        1,
-        64,
-    )?;
+    between("chain.scanBatchSize", s.chain.scan_batch_size.into(), 1, 1000)?;
+    between("chain.scanParallelism", s.chain.scan_parallelism.into(), 1, 64)?;
     at_least("chain.groupRefreshSecs", s.chain.group_refresh_secs, 1)?;
 
     let sc = &s.scheduler;
     between("scheduler.minSrdRatio", sc.min_srd_ratio.into(), 0, 100)?;
-    between(
-        "scheduler.maxPendingTasks",
-        sc.max_pending_tasks.into(),
-        1,
-        100_000,
-    )?;
+    between("scheduler.maxPendingTasks", sc.max_pending_tasks.into(), 1, 100_000)?;
     if sc.min_file_size > 0 && sc.max_file_size > 0 && sc.min_file_size > sc.max_file_size {
         return Err(ConfigError::invalid(
             "scheduler.minFileSize",
@@ -85,12 +54,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
             ),
         ));
     }
-    between(
-        "scheduler.largeLanePercent",
-        sc.large_lane_percent.into(),
-        0,
-        100,
-    )?;
+    between("scheduler.largeLanePercent", sc.large_lane_percent.into(), 0, 100)?;
     at_least("scheduler.largeFileSizeMb", sc.large_file_size_mb, 1)?;
     if !(sc.space_factor.is_finite() && sc.space_factor >= 1.0) {
         return Err(ConfigError::invalid(
@@ -109,11 +73,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     at_least("scheduler.tickSecs", sc.tick_secs, 1)?;
 
     if let Some(coord) = &s.seal_coordinator {
-        url_with(
-            "sealCoordinator.endPoint",
-            &coord.end_point,
-            &["http://", "https://"],
-        )?;
+        url_with("sealCoordinator.endPoint", &coord.end_point, &["http://", "https://"])?;
         if coord.node_uuid.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "sealCoordinator.nodeUUID",
@@ -122,17 +82,9 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         }
     }
 
-    url_with(
-        "database.url",
-        &s.database.url,
-        &["postgres://", "postgresql://"],
-    )?;
+    url_with("database.url", &s.database.url, &["postgres://", "postgresql://"])?;
     between("database.poolSize", s.database.pool_size.into(), 1, 256)?;
-    at_least(
-        "database.connectTimeoutSecs",
-        s.database.connect_timeout_secs,
-        1,
-    )?;
+    at_least("database.connectTimeoutSecs", s.database.connect_timeout_secs, 1)?;
     s.admin.bind.parse::<SocketAddr>().map_err(|_| {
         ConfigError::invalid(
             "admin.bind",
@@ -140,6 +92,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         )
     })?;
 
+    at_least("admin.chainStaleSecs", s.admin.chain_stale_secs, 1)?;
     at_least("puller.baseTimeoutSecs", s.puller.base_timeout_secs, 1)?;
     at_least("puller.minBytesPerSec", s.puller.min_bytes_per_sec, 1)?;
     at_least("puller.stallTimeoutSecs", s.puller.stall_timeout_secs, 1)?;
@@ -182,10 +135,7 @@ fn url_with(key: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError>
     } else {
         Err(ConfigError::invalid(
             key,
-            format!(
-                "expected a URL starting with {}, got `{value}`",
-                schemes.join(" or ")
-            ),
+            format!("expected a URL starting with {}, got `{value}`", schemes.join(" or ")),
         ))
     }
 }

@@ -20,11 +20,7 @@ pub fn due(conn: &mut PgConnection, limit: i64) -> Result<Vec<Cleanup>, DbError>
 
 /// Whether the file has a live order again (then nothing may be deleted).
 pub fn file_is_live(conn: &mut PgConnection, cid: &str) -> Result<bool, DbError> {
-    let status: Option<FileStatus> = files::table
-        .find(cid)
-        .select(files::status)
-        .first(conn)
-        .optional()?;
+    let status: Option<FileStatus> = files::table.find(cid).select(files::status).first(conn).optional()?;
     Ok(!matches!(
         status,
         None | Some(FileStatus::Closed) | Some(FileStatus::Cleaned)
@@ -121,5 +117,14 @@ pub fn count_by_status(conn: &mut PgConnection) -> Result<Vec<(CleanupStatus, i6
     Ok(cleanups::table
         .group_by(cleanups::status)
         .select((cleanups::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// Recent cleanup requests, newest first.
+pub fn recent(conn: &mut PgConnection, limit: i64) -> Result<Vec<Cleanup>, DbError> {
+    Ok(cleanups::table
+        .order(cleanups::id.desc())
+        .limit(limit)
+        .select(Cleanup::as_select())
         .load(conn)?)
 }

@@ -65,8 +65,7 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
 /// A new order, or a repeat order on a known CID (tips add up, a closed file becomes live again and its pending
 /// cleanup is cancelled).
 fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Result<(), DbError> {
-    let size = i64::try_from(order.size)
-        .map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
+    let size = i64::try_from(order.size).map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
     diesel::sql_query(
         "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, last_order_block, status)
          VALUES ($1, $2, $3, TRUE, $4, $4, 'new')
@@ -149,12 +148,7 @@ fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, 
     Ok(true)
 }
 
-fn record_invalid(
-    conn: &mut PgConnection,
-    raw: &str,
-    reason: &str,
-    block: i64,
-) -> Result<(), DbError> {
+fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: i64) -> Result<(), DbError> {
     let key = if raw.len() > MAX_RAW_CID {
         let mut cut = MAX_RAW_CID;
         while !raw.is_char_boundary(cut) {
@@ -186,12 +180,7 @@ pub enum Source {
 }
 
 /// The best `new` files of a source, in ranking order.
-pub fn candidates(
-    conn: &mut PgConnection,
-    source: Source,
-    rank: RankBy,
-    limit: i64,
-) -> Result<Vec<File>, DbError> {
+pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: i64) -> Result<Vec<File>, DbError> {
     let mut q = files::table
         .filter(files::status.eq(FileStatus::New))
         .select(File::as_select())
@@ -203,10 +192,7 @@ pub fn candidates(
     q = match rank {
         RankBy::Tips => q.order((files::tips.desc(), files::cid.asc())),
         RankBy::RewardPerByte => q.order((
-            diesel::dsl::sql::<Numeric>(
-                "(files.tips + files.amount) / GREATEST(files.size_bytes, 1)",
-            )
-            .desc(),
+            diesel::dsl::sql::<Numeric>("(files.tips + files.amount) / GREATEST(files.size_bytes, 1)").desc(),
             files::cid.asc(),
         )),
     };
@@ -222,37 +208,21 @@ pub fn transition(
     reason: Option<&str>,
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(
-        files::table
-            .find(cid)
-            .filter(files::status.eq_any(from.to_vec())),
-    )
-    .set((
-        files::status.eq(to),
-        files::status_reason.eq(reason),
-        files::next_attempt_at.eq(next_attempt_at),
-        files::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)?;
+    let n = diesel::update(files::table.find(cid).filter(files::status.eq_any(from.to_vec())))
+        .set((
+            files::status.eq(to),
+            files::status_reason.eq(reason),
+            files::next_attempt_at.eq(next_attempt_at),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Reserves a lane slot: the file goes `new → queued` and a live pin row is created, in one transaction.
-pub fn queue_pin(
-    conn: &mut PgConnection,
-    cid: &str,
-    lane: Lane,
-    size: i64,
-) -> Result<Option<Pin>, DbError> {
+pub fn queue_pin(conn: &mut PgConnection, cid: &str, lane: Lane, size: i64) -> Result<Option<Pin>, DbError> {
     conn.transaction(|conn| {
-        if !transition(
-            conn,
-            cid,
-            &[FileStatus::New],
-            FileStatus::Queued,
-            None,
-            None,
-        )? {
+        if !transition(conn, cid, &[FileStatus::New], FileStatus::Queued, None, None)? {
             return Ok(None);
         }
         let attempt: i32 = files::table.find(cid).select(files::attempts).first(conn)?;
@@ -307,8 +277,7 @@ pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>,
         .group_by(files::status)
         .select((files::status, diesel::dsl::count_star()))
         .load(conn)?;
-    let mut out: BTreeMap<String, i64> =
-        FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
+    let mut out: BTreeMap<String, i64> = FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
     for (s, n) in rows {
         out.insert(s.to_string(), n);
     }
@@ -384,11 +353,7 @@ pub const RETRYABLE: [FileStatus; 6] = [
 ];
 
 /// Sends files back to `new` now. `cid` picks one file, `status` all files of a status; returns how many moved.
-pub fn retry(
-    conn: &mut PgConnection,
-    cid: Option<&str>,
-    status: Option<FileStatus>,
-) -> Result<usize, DbError> {
+pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStatus>) -> Result<usize, DbError> {
     let mut q = diesel::update(files::table)
         .filter(files::status.eq_any(RETRYABLE.to_vec()))
         .into_boxed();
@@ -405,4 +370,15 @@ pub fn retry(
         files::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)?)
+}
+
+/// Files whose last attempt failed, most recent first.
+pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>, DbError> {
+    Ok(files::table
+        .filter(files::last_error.is_not_null())
+        .filter(files::status.eq_any(vec![FileStatus::PinError, FileStatus::Failed, FileStatus::InsufficientSpace]))
+        .order(files::updated_at.desc())
+        .limit(limit)
+        .select(File::as_select())
+        .load(conn)?)
 }

@@ -7,6 +7,7 @@ pub mod models;
 pub mod pins;
 pub mod schema;
 pub mod state;
+pub mod stats;
 
 use std::time::Duration;
 
@@ -53,12 +54,7 @@ impl Db {
             .max_size(settings.pool_size)
             .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
             .build(manager)
-            .map_err(|e| {
-                DbError::Pool(format!(
-                    "{e} ({})",
-                    crate::config::redact_url(&settings.url)
-                ))
-            })?;
+            .map_err(|e| DbError::Pool(format!("{e} ({})", crate::config::redact_url(&settings.url))))?;
         Ok(Db { pool })
     }
 

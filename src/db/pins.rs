@@ -34,9 +34,7 @@ pub fn lane_usage(conn: &mut PgConnection) -> Result<LaneUsage, DbError> {
             Lane::Small => u.small = n,
             Lane::Large => u.large = n,
         }
-        u.reserved_bytes += bytes
-            .and_then(|b| bigdecimal::ToPrimitive::to_i64(&b))
-            .unwrap_or(0);
+        u.reserved_bytes += bytes.and_then(|b| bigdecimal::ToPrimitive::to_i64(&b)).unwrap_or(0);
     }
     Ok(u)
 }
@@ -58,12 +56,7 @@ pub fn adoptable(conn: &mut PgConnection, holder: &str) -> Result<Vec<Pin>, DbEr
 
 /// Takes (or re-takes) the lease on a live pin and marks it and its file `pinning`. `None` if another live holder
 /// owns it or it is no longer live.
-pub fn claim(
-    conn: &mut PgConnection,
-    pin_id: i64,
-    holder: &str,
-    lease_secs: u64,
-) -> Result<Option<Pin>, DbError> {
+pub fn claim(conn: &mut PgConnection, pin_id: i64, holder: &str, lease_secs: u64) -> Result<Option<Pin>, DbError> {
     let until = Utc::now() + chrono::Duration::seconds(lease_secs as i64);
     conn.transaction(|conn| {
         let pin: Option<Pin> = diesel::update(
@@ -88,28 +81,19 @@ pub fn claim(
         .get_result(conn)
         .optional()?;
         if let Some(p) = &pin {
-            diesel::update(
-                files::table
-                    .find(&p.cid)
-                    .filter(files::status.eq(FileStatus::Queued)),
-            )
-            .set((
-                files::status.eq(FileStatus::Pinning),
-                files::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)?;
+            diesel::update(files::table.find(&p.cid).filter(files::status.eq(FileStatus::Queued)))
+                .set((
+                    files::status.eq(FileStatus::Pinning),
+                    files::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
         }
         Ok(pin)
     })
 }
 
 /// Extends the leases of the pins this holder is driving; returns how many were still ours.
-pub fn renew(
-    conn: &mut PgConnection,
-    holder: &str,
-    ids: &[i64],
-    lease_secs: u64,
-) -> Result<usize, DbError> {
+pub fn renew(conn: &mut PgConnection, holder: &str, ids: &[i64], lease_secs: u64) -> Result<usize, DbError> {
     let until = Utc::now() + chrono::Duration::seconds(lease_secs as i64);
     Ok(diesel::update(
         pins::table
@@ -117,10 +101,7 @@ pub fn renew(
             .filter(pins::lease_holder.eq(holder))
             .filter(pins::status.eq_any(PinStatus::LIVE.to_vec())),
     )
-    .set((
-        pins::lease_expires_at.eq(until),
-        pins::updated_at.eq(diesel::dsl::now),
-    ))
+    .set((pins::lease_expires_at.eq(until), pins::updated_at.eq(diesel::dsl::now)))
     .execute(conn)?)
 }
 
@@ -142,10 +123,7 @@ pub fn release_leases(conn: &mut PgConnection, holder: &str) -> Result<usize, Db
 /// Records streamed `pin/add` progress.
 pub fn record_progress(conn: &mut PgConnection, pin_id: i64, progress: i64) -> Result<(), DbError> {
     diesel::update(pins::table.find(pin_id))
-        .set((
-            pins::progress.eq(progress),
-            pins::updated_at.eq(diesel::dsl::now),
-        ))
+        .set((pins::progress.eq(progress), pins::updated_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
 }
@@ -209,9 +187,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff: base × 2^(attempt − 1), capped.
     pub fn delay(&self, attempt: i32) -> chrono::Duration {
-        let exp = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(0)
-            .min(30);
+        let exp = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
         let secs = self
             .base_delay_secs
             .saturating_mul(1u64 << exp)
@@ -254,16 +230,10 @@ pub fn finish_err(
         let Some(pin) = pin else { return Ok(None) };
         let attempts = pin.attempt;
         let (status, next) = match kind {
-            FailKind::NoSpace => (
-                FileStatus::InsufficientSpace,
-                Some(Utc::now() + policy.delay(attempts)),
-            ),
+            FailKind::NoSpace => (FileStatus::InsufficientSpace, Some(Utc::now() + policy.delay(attempts))),
             FailKind::Aborted => (FileStatus::PinError, Some(Utc::now() + policy.delay(1))),
             FailKind::Error if attempts >= policy.max_attempts as i32 => (FileStatus::Failed, None),
-            FailKind::Error => (
-                FileStatus::PinError,
-                Some(Utc::now() + policy.delay(attempts)),
-            ),
+            FailKind::Error => (FileStatus::PinError, Some(Utc::now() + policy.delay(attempts))),
         };
         // Only files still in the pipeline move: a file closed meanwhile stays closed for cleanup.
         diesel::update(
@@ -298,11 +268,7 @@ pub fn live(conn: &mut PgConnection) -> Result<Vec<Pin>, DbError> {
 }
 
 /// Stores the sealed size the sWorker reports for a live pin; returns the number of checks in a row it did not grow.
-pub fn record_seal_progress(
-    conn: &mut PgConnection,
-    pin_id: i64,
-    sealed_bytes: i64,
-) -> Result<i32, DbError> {
+pub fn record_seal_progress(conn: &mut PgConnection, pin_id: i64, sealed_bytes: i64) -> Result<i32, DbError> {
     conn.transaction(|conn| {
         let (prev, stalls): (i64, i32) = pins::table
             .find(pin_id)
@@ -328,5 +294,14 @@ pub fn recent(conn: &mut PgConnection, limit: i64) -> Result<Vec<Pin>, DbError> 
         .order(pins::id.desc())
         .limit(limit)
         .select(Pin::as_select())
+        .load(conn)?)
+}
+
+/// Pins that ended since `since`, counted by final status (throughput on the status page).
+pub fn finished_since(conn: &mut PgConnection, since: DateTime<Utc>) -> Result<Vec<(PinStatus, i64)>, DbError> {
+    Ok(pins::table
+        .filter(pins::finished_at.ge(since))
+        .group_by(pins::status)
+        .select((pins::status, diesel::dsl::count_star()))
         .load(conn)?)
 }

@@ -126,11 +126,4 @@ diesel::joinable!(cleanups -> files (cid));
 diesel::joinable!(file_owners -> files (cid));
 diesel::joinable!(pins -> files (cid));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    chain_cursors,
-    cleanups,
-    file_owners,
-    files,
-    kv_state,
-    pins,
-);
+diesel::allow_tables_to_appear_in_same_query!(chain_cursors, cleanups, file_owners, files, kv_state, pins,);

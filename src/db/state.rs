@@ -68,12 +68,7 @@ pub fn all_cursors(conn: &mut PgConnection) -> Result<Vec<Cursor>, DbError> {
 }
 
 /// Moves a block cursor; call it inside the transaction that wrote the block's rows.
-pub fn set_block_cursor(
-    conn: &mut PgConnection,
-    name: &str,
-    number: i64,
-    hash: &str,
-) -> Result<(), DbError> {
+pub fn set_block_cursor(conn: &mut PgConnection, name: &str, number: i64, hash: &str) -> Result<(), DbError> {
     diesel::insert_into(chain_cursors::table)
         .values((
             chain_cursors::name.eq(name),
@@ -92,12 +87,7 @@ pub fn set_block_cursor(
 }
 
 /// Moves a scan cursor (`None` = start of a new round).
-pub fn set_scan_cursor(
-    conn: &mut PgConnection,
-    name: &str,
-    key: Option<&str>,
-    round: i64,
-) -> Result<(), DbError> {
+pub fn set_scan_cursor(conn: &mut PgConnection, name: &str, key: Option<&str>, round: i64) -> Result<(), DbError> {
     diesel::insert_into(chain_cursors::table)
         .values((
             chain_cursors::name.eq(name),
@@ -115,10 +105,7 @@ pub fn set_scan_cursor(
     Ok(())
 }
 
-pub fn kv_get<T: DeserializeOwned>(
-    conn: &mut PgConnection,
-    key: &str,
-) -> Result<Option<T>, DbError> {
+pub fn kv_get<T: DeserializeOwned>(conn: &mut PgConnection, key: &str) -> Result<Option<T>, DbError> {
     let v: Option<serde_json::Value> = kv_state::table
         .find(key)
         .select(kv_state::value)
@@ -138,10 +125,7 @@ pub fn kv_set<T: Serialize>(conn: &mut PgConnection, key: &str, value: &T) -> Re
         .values((kv_state::key.eq(key), kv_state::value.eq(&v)))
         .on_conflict(kv_state::key)
         .do_update()
-        .set((
-            kv_state::value.eq(&v),
-            kv_state::updated_at.eq(diesel::dsl::now),
-        ))
+        .set((kv_state::value.eq(&v), kv_state::updated_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
 }

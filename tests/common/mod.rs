@@ -11,8 +11,7 @@ use smanager::db::Db;
 
 /// Admin connection URL: `SMANAGER_TEST_ADMIN_URL`, set by `scripts/test.sh`, else the machine's local server.
 pub fn admin_url() -> String {
-    std::env::var("SMANAGER_TEST_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("SMANAGER_TEST_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -34,9 +33,7 @@ impl TestDb {
             rand::random::<u32>() & 0xffffff
         );
         let mut conn = PgConnection::establish(&admin).unwrap_or_else(|e| {
-            panic!(
-                "cannot reach PostgreSQL at {admin} (run the tests through scripts/test.sh): {e}"
-            )
+            panic!("cannot reach PostgreSQL at {admin} (run the tests through scripts/test.sh): {e}")
         });
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
@@ -97,11 +94,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&admin_url()) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
         }
     }
 }
