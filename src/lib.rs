@@ -16,3 +16,4 @@ pub mod logging;
 pub mod metrics;
 pub mod sworker;
 pub mod http;
+pub mod devnet;
