@@ -90,7 +90,11 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
         let peers = start_pipeline(settings.clone(), db.clone(), chain);
         let admin = crate::http::start(&settings, db, Some(peers.clone()))
             .with_context(|| format!("binding admin.bind {}", settings.admin.bind))?;
-        log::info!("smanager {} running for {}", env!("CARGO_PKG_VERSION"), settings.chain.account);
+        log::info!(
+            "smanager {} running for {}",
+            env!("CARGO_PKG_VERSION"),
+            settings.chain.account
+        );
         shutdown_signal().await;
         shutdown(&peers).await;
         admin.handle.stop(true).await;

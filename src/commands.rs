@@ -199,14 +199,24 @@ pub fn healthcheck(settings: &Settings, ready: bool) -> anyhow::Result<()> {
     let path = if ready { "readyz" } else { "livez" };
     let url = format!("http://{}/{path}", settings.admin.bind.replace("0.0.0.0", "127.0.0.1"));
     actix_rt::System::new().block_on(async move {
-        let client = awc::Client::builder().timeout(std::time::Duration::from_secs(5)).finish();
-        let mut resp = client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+        let client = awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .finish();
+        let mut resp = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
         let body = resp.body().await.unwrap_or_default();
         if resp.status().is_success() {
             println!("{}", String::from_utf8_lossy(&body).trim());
             Ok(())
         } else {
-            bail!("{url} answered {}: {}", resp.status(), String::from_utf8_lossy(&body).trim())
+            bail!(
+                "{url} answered {}: {}",
+                resp.status(),
+                String::from_utf8_lossy(&body).trim()
+            )
         }
     })
 }

@@ -110,7 +110,10 @@ async fn orders_are_pinned_sealed_closed_and_deleted() {
         }
     })
     .await;
-    assert!(!sworker.pending_cids().contains(&missing), "a cancelled pin leaves no pending seal");
+    assert!(
+        !sworker.pending_cids().contains(&missing),
+        "a cancelled pin leaves no pending seal"
+    );
 
     // Close two orders: cleanup deletes them from the sWorker, which unpins them in IPFS.
     chain.push(vec![

@@ -230,7 +230,7 @@ impl SubxtChain {
 
 fn is_not_found(e: &subxt::error::StorageError) -> bool {
     let s = e.to_string().to_ascii_lowercase();
-    s.contains("not found") || s.contains("no value")
+    s.contains("not found") || s.contains("no value") || s.contains("no storage value")
 }
 
 /// Raw 32-byte addresses (Crust: Address = AccountId), or a MultiAddress::Id on newer runtimes.

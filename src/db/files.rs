@@ -376,7 +376,11 @@ pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStat
 pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>, DbError> {
     Ok(files::table
         .filter(files::last_error.is_not_null())
-        .filter(files::status.eq_any(vec![FileStatus::PinError, FileStatus::Failed, FileStatus::InsufficientSpace]))
+        .filter(files::status.eq_any(vec![
+            FileStatus::PinError,
+            FileStatus::Failed,
+            FileStatus::InsufficientSpace,
+        ]))
         .order(files::updated_at.desc())
         .limit(limit)
         .select(File::as_select())

@@ -185,7 +185,11 @@ impl ContentStore {
         root.extend_from_slice(&[0x0a, 0x02, 0x08, 0x02]);
         let digest = sha2_256(&root);
         let mh = Multihash::<64>::wrap(SHA2_256, &digest).unwrap_or_default();
-        let cid = if v1 { Cid::new_v1(DAG_PB, mh) } else { Cid::new_v0(mh).unwrap_or(Cid::new_v1(DAG_PB, mh)) };
+        let cid = if v1 {
+            Cid::new_v1(DAG_PB, mh)
+        } else {
+            Cid::new_v0(mh).unwrap_or(Cid::new_v1(DAG_PB, mh))
+        };
         let meta = FileMeta {
             cid: cid.to_string(),
             size,

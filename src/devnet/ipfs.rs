@@ -118,7 +118,12 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 
 impl IpfsSim {
     /// Binds `addr` (port 0 = any) and serves in the current actix system; seals into the sWorker at `sworker_url`.
-    pub fn start(addr: SocketAddr, cfg: IpfsConfig, content: ContentStore, sworker_url: &str) -> std::io::Result<IpfsSim> {
+    pub fn start(
+        addr: SocketAddr,
+        cfg: IpfsConfig,
+        content: ContentStore,
+        sworker_url: &str,
+    ) -> std::io::Result<IpfsSim> {
         let state = Mutex::new(State {
             pinned: BTreeSet::new(),
             garbage: 0,
@@ -242,10 +247,8 @@ async fn handle(req: HttpRequest, sim: web::Data<IpfsSim>) -> HttpResponse {
                 Some(cid) if !pinned.contains(cid) => err(500, 0, format!("path '{cid}' is not pinned")),
                 Some(cid) => HttpResponse::Ok().json(json!({"Keys": {cid: {"Type": "recursive"}}})),
                 None => {
-                    let keys: serde_json::Map<String, Value> = pinned
-                        .into_iter()
-                        .map(|c| (c, json!({"Type": "recursive"})))
-                        .collect();
+                    let keys: serde_json::Map<String, Value> =
+                        pinned.into_iter().map(|c| (c, json!({"Type": "recursive"}))).collect();
                     HttpResponse::Ok().json(json!({ "Keys": keys }))
                 }
             }
@@ -263,8 +266,10 @@ async fn handle(req: HttpRequest, sim: web::Data<IpfsSim>) -> HttpResponse {
                     (blocks + s.garbage, (blocks + s.garbage) * 96)
                 })
                 .unwrap_or((0, 0));
-            HttpResponse::Ok().json(json!({"RepoSize": size, "StorageMax": 250_000_000_000u64, "NumObjects": objects,
-                "RepoPath": "/data/ipfs", "Version": "fs-repo@10"}))
+            HttpResponse::Ok().json(
+                json!({"RepoSize": size, "StorageMax": 250_000_000_000u64, "NumObjects": objects,
+                "RepoPath": "/data/ipfs", "Version": "fs-repo@10"}),
+            )
         }
         "repo/gc" => {
             let removed = sim
@@ -286,9 +291,13 @@ async fn handle(req: HttpRequest, sim: web::Data<IpfsSim>) -> HttpResponse {
             let cid = arg.trim_start_matches("/ipfs/").to_string();
             match sim.inner.content.get(&cid).filter(|f| f.available) {
                 None => err(500, 0, "context deadline exceeded"),
-                Some(f) if cmd == "dag/stat" => HttpResponse::Ok().json(json!({"Size": f.size, "NumBlocks": f.block_count()})),
-                Some(f) => HttpResponse::Ok().json(json!({"Hash": f.cid, "Size": f.size, "CumulativeSize": f.size + f.root.len() as u64,
-                    "Blocks": f.leaves, "Type": "file"})),
+                Some(f) if cmd == "dag/stat" => {
+                    HttpResponse::Ok().json(json!({"Size": f.size, "NumBlocks": f.block_count()}))
+                }
+                Some(f) => HttpResponse::Ok().json(
+                    json!({"Hash": f.cid, "Size": f.size, "CumulativeSize": f.size + f.root.len() as u64,
+                    "Blocks": f.leaves, "Type": "file"}),
+                ),
             }
         }
         _ => HttpResponse::NotFound().body("404 page not found\n"),
@@ -326,7 +335,13 @@ async fn pin_add(sim: Arc<IpfsSim>, q: HashMap<String, String>) -> HttpResponse 
     }
     let cancel = Arc::new(AtomicBool::new(false));
     let nodes = Arc::new(AtomicU64::new(0));
-    let task = actix_rt::spawn(run_pin(sim.clone(), cid.clone(), timeout, cancel.clone(), nodes.clone()));
+    let task = actix_rt::spawn(run_pin(
+        sim.clone(),
+        cid.clone(),
+        timeout,
+        cancel.clone(),
+        nodes.clone(),
+    ));
     let guard = CancelOnDrop(cancel);
     let state = (Some(task), guard, nodes, cid, progress, Instant::now());
     let body = futures_util::stream::unfold(state, |(task, guard, nodes, cid, progress, mut last)| async move {
@@ -374,14 +389,20 @@ async fn post_json(url: &str, body: Value) -> Result<(u16, Value), String> {
     Ok((r.status().as_u16(), serde_json::from_slice(&b).unwrap_or(Value::Null)))
 }
 
-async fn run_pin(sim: Arc<IpfsSim>, cid: String, timeout: Duration, cancel: Arc<AtomicBool>, nodes: Arc<AtomicU64>) -> Result<(), String> {
+async fn run_pin(
+    sim: Arc<IpfsSim>,
+    cid: String,
+    timeout: Duration,
+    cancel: Arc<AtomicBool>,
+    nodes: Arc<AtomicU64>,
+) -> Result<(), String> {
     sim.with(|s| {
-            s.stats.in_flight += 1;
-            let n = s.running.entry(cid.clone()).or_insert(0);
-            *n += 1;
-            let n = *n;
-            s.stats.max_concurrent_same_cid = s.stats.max_concurrent_same_cid.max(n);
-        });
+        s.stats.in_flight += 1;
+        let n = s.running.entry(cid.clone()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        s.stats.max_concurrent_same_cid = s.stats.max_concurrent_same_cid.max(n);
+    });
     let r = pin_walk(&sim, &cid, timeout, &cancel, &nodes).await;
     sim.with(|s| {
         s.stats.in_flight = s.stats.in_flight.saturating_sub(1);
@@ -403,7 +424,13 @@ async fn run_pin(sim: Arc<IpfsSim>, cid: String, timeout: Duration, cancel: Arc<
     r
 }
 
-async fn pin_walk(sim: &IpfsSim, cid: &str, timeout: Duration, cancel: &AtomicBool, nodes: &AtomicU64) -> Result<(), String> {
+async fn pin_walk(
+    sim: &IpfsSim,
+    cid: &str,
+    timeout: Duration,
+    cancel: &AtomicBool,
+    nodes: &AtomicU64,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     // Wait for the content to be findable (never, for unavailable CIDs).
     let file: FileMeta = loop {
@@ -422,10 +449,17 @@ async fn pin_walk(sim: &IpfsSim, cid: &str, timeout: Duration, cancel: &AtomicBo
     let b58 = cid::Cid::try_from(cid)
         .map(|c| bs58::encode(c.hash().to_bytes()).into_string())
         .map_err(|e| e.to_string())?;
-    let (status, v) = post_json(&format!("{sworker}/storage/seal_start"), json!({"cid": cid, "cid_b58": b58})).await?;
+    let (status, v) = post_json(
+        &format!("{sworker}/storage/seal_start"),
+        json!({"cid": cid, "cid_b58": b58}),
+    )
+    .await?;
     let code = v.get("status_code").and_then(Value::as_i64).unwrap_or(-1);
     if status != 200 || code != 0 {
-        return Err(format!("Start Seal error code is: {}", if code > 0 { code } else { i64::from(status) }));
+        return Err(format!(
+            "Start Seal error code is: {}",
+            if code > 0 { code } else { i64::from(status) }
+        ));
     }
     let rate = sim.with(|s| s.cfg.transfer_rate).unwrap_or(u64::MAX).max(1);
     let mut failure = None;
@@ -448,7 +482,10 @@ async fn pin_walk(sim: &IpfsSim, cid: &str, timeout: Duration, cancel: &AtomicBo
         let (status, v) = match r {
             Ok(mut r) => {
                 let b = r.body().limit(1 << 20).await.unwrap_or_default();
-                (r.status().as_u16(), serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null))
+                (
+                    r.status().as_u16(),
+                    serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+                )
             }
             Err(e) => {
                 failure = Some(format!("sWorker unreachable: {e}"));
@@ -457,7 +494,10 @@ async fn pin_walk(sim: &IpfsSim, cid: &str, timeout: Duration, cancel: &AtomicBo
         };
         let code = v.get("status_code").and_then(Value::as_i64).unwrap_or(-1);
         if status != 200 || code != 0 {
-            failure = Some(format!("Seal response error code is: {}", if code > 0 { code } else { i64::from(status) }));
+            failure = Some(format!(
+                "Seal response error code is: {}",
+                if code > 0 { code } else { i64::from(status) }
+            ));
             break;
         }
         nodes.fetch_add(1, Ordering::SeqCst);
@@ -469,7 +509,10 @@ async fn pin_walk(sim: &IpfsSim, cid: &str, timeout: Duration, cancel: &AtomicBo
     }
     match end {
         Ok((200, _)) => Ok(()),
-        Ok((_, v)) => Err(format!("Seal end error code is: {}", v.get("status_code").and_then(Value::as_i64).unwrap_or(-1))),
+        Ok((_, v)) => Err(format!(
+            "Seal end error code is: {}",
+            v.get("status_code").and_then(Value::as_i64).unwrap_or(-1)
+        )),
         Err(e) => Err(e),
     }
 }

@@ -1,6 +1,7 @@
 //! devnet: the whole stack on loopback — a simulated Crust chain, sWorker and Crust IPFS, a PostgreSQL, and
 //! smanager against them. Tests use the same pieces as a library.
 
+pub mod chain;
 pub mod content;
 pub mod ipfs;
 pub mod sworker;

@@ -276,7 +276,9 @@ impl SworkerSim {
 
     /// Switches a fault on or off; `Down` closes the listener, leaving it reopens on the same port.
     pub async fn set_fault(&self, fault: Fault) -> std::io::Result<()> {
-        let prev = self.with(|s| std::mem::replace(&mut s.fault, fault)).unwrap_or(Fault::None);
+        let prev = self
+            .with(|s| std::mem::replace(&mut s.fault, fault))
+            .unwrap_or(Fault::None);
         if fault == Fault::Down && prev != Fault::Down {
             let handle = self.inner.server.lock().ok().and_then(|mut s| s.take());
             if let Some(h) = handle {
@@ -346,8 +348,14 @@ impl SworkerSim {
 
     /// CIDs sealed and valid.
     pub fn valid_cids(&self) -> HashSet<String> {
-        self.with(|s| s.valid.iter().filter(|(_, f)| !f.lost).map(|(c, _)| c.clone()).collect())
-            .unwrap_or_default()
+        self.with(|s| {
+            s.valid
+                .iter()
+                .filter(|(_, f)| !f.lost)
+                .map(|(c, _)| c.clone())
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// CIDs being sealed.
@@ -564,7 +572,11 @@ fn seal_start(sim: &SworkerSim, body: Option<Value>) -> HttpResponse {
                 size: 0,
             },
         );
-        msg(200, 0, format!("Ready for sealing file '{cid}', waiting for file block"))
+        msg(
+            200,
+            0,
+            format!("Ready for sealing file '{cid}', waiting for file block"),
+        )
     })
     .unwrap_or_else(|| msg(500, 0, "state poisoned"))
 }
@@ -580,7 +592,10 @@ fn seal(sim: &SworkerSim, q: &HashMap<String, String>, body: &[u8]) -> HttpRespo
             return msg(500, 8005, format!("Seal file '{cid}' failed! New file not found."));
         };
         if body.is_empty() {
-            return answer(200, json!({"message": format!("Seal file '{cid}' successfully"), "path": "empty", "status_code": 0}));
+            return answer(
+                200,
+                json!({"message": format!("Seal file '{cid}' successfully"), "path": "empty", "status_code": 0}),
+            );
         }
         // The sealed copy needs room on a disk: 4× the block free, as the enclave checks.
         if free < 4 * body.len() as u64 {
@@ -604,7 +619,10 @@ fn seal(sim: &SworkerSim, q: &HashMap<String, String>, body: &[u8]) -> HttpRespo
         p.size += len;
         s.used += len;
         let path = format!("{:016x}{cid}/{}", 1u64, hex::encode(sp_crypto_hashing::sha2_256(body)));
-        answer(200, json!({"message": format!("Seal file '{cid}' successfully"), "path": path, "status_code": 0}))
+        answer(
+            200,
+            json!({"message": format!("Seal file '{cid}' successfully"), "path": path, "status_code": 0}),
+        )
     })
     .unwrap_or_else(|| msg(500, 0, "state poisoned"))
 }
@@ -620,7 +638,11 @@ fn seal_end(sim: &SworkerSim, body: Option<Value>) -> HttpResponse {
         };
         if !p.expected.is_empty() {
             s.used = s.used.saturating_sub(p.sealed_bytes);
-            return msg(500, 8017, format!("Seal file '{cid}' failed due to incomplete file blocks"));
+            return msg(
+                500,
+                8017,
+                format!("Seal file '{cid}' failed due to incomplete file blocks"),
+            );
         }
         let block = s.chain_block;
         s.valid.insert(
@@ -675,7 +697,11 @@ async fn delete(sim: &SworkerSim, body: Option<Value>) -> HttpResponse {
     if let Some(ipfs) = ipfs {
         // Like the real sWorker: unpin in IPFS, ignore the outcome.
         let url = format!("{}/api/v0/pin/rm?arg={cid}&timeout=60s", ipfs.trim_end_matches('/'));
-        let _ = awc::Client::default().post(url).timeout(Duration::from_secs(60)).send().await;
+        let _ = awc::Client::default()
+            .post(url)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await;
     }
     msg(200, 200, format!("Deleting file '{cid}' successfully"))
 }
@@ -691,20 +717,36 @@ fn srd_change(sim: &SworkerSim, body: Option<Value>) -> HttpResponse {
         if change > 0 {
             let avail = s.cfg.capacity_bytes.saturating_sub(s.used) / GIB;
             if avail == 0 {
-                return msg(400, 400, "No more srd can be added. Use 'sudo crust tools workload' to check.");
+                return msg(
+                    400,
+                    400,
+                    "No more srd can be added. Use 'sudo crust tools workload' to check.",
+                );
             }
             let add = (change as u64).min(avail);
             s.cfg.srd_gib += add;
             s.cfg.capacity_bytes = s.cfg.capacity_bytes.saturating_sub(add * GIB);
-            msg(200, 200, format!("Change task:{add}G has been added, will be executed later."))
+            msg(
+                200,
+                200,
+                format!("Change task:{add}G has been added, will be executed later."),
+            )
         } else {
             if s.cfg.srd_gib == 0 {
-                return msg(400, 400, "No srd space to be deleted. Use 'sudo crust tools workload' to check.");
+                return msg(
+                    400,
+                    400,
+                    "No srd space to be deleted. Use 'sudo crust tools workload' to check.",
+                );
             }
             let del = change.unsigned_abs().min(s.cfg.srd_gib);
             s.cfg.srd_gib -= del;
             s.cfg.capacity_bytes += del * GIB;
-            msg(200, 200, format!("Change task:-{del}G has been added, will be executed later."))
+            msg(
+                200,
+                200,
+                format!("Change task:-{del}G has been added, will be executed later."),
+            )
         }
     })
     .unwrap_or_else(|| msg(500, 0, "state poisoned"))

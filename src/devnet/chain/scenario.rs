@@ -1,0 +1,333 @@
+//! The devnet's scenario, deterministic from a seed: orders of mixed sizes and tips (CIDv0 and CIDv1, some inside
+//! `utility.batch`, some repeating an existing CID, a few for content nobody has), replicas over time, and files
+//! closed through `calculate_reward` (`CalculateSuccess` + `FileClosed`) or `IllegalFileClosed`. It records the ground
+//! truth so tests can compare an indexer against it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parity_scale_codec::{Compact, Encode};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::metadata::index;
+use super::types::{AccountId, FileInfoV2};
+use super::{account, ChainState, GroupSpec};
+use crate::chain::ss58;
+use crate::devnet::ContentSource;
+
+/// Accounts that place orders.
+pub const USERS: [&str; 5] = ["alice", "bob", "charlie", "dave", "eve"];
+
+/// Scenario knobs.
+#[derive(Debug, Clone)]
+pub struct ScenarioConfig {
+    pub seed: u64,
+    /// Orders per block on average (0 = none).
+    pub order_rate: f64,
+    /// Share of new CIDs nobody can provide (pin/add stalls).
+    pub unavailable_share: f64,
+    /// A file is closed this many blocks after its order, for a share `close_share` of files.
+    pub close_after_blocks: u32,
+    pub close_share: f64,
+    /// Largest order size in bytes.
+    pub max_size: u64,
+}
+
+impl Default for ScenarioConfig {
+    fn default() -> Self {
+        ScenarioConfig {
+            seed: 1,
+            order_rate: 1.0,
+            unavailable_share: 0.05,
+            close_after_blocks: 8,
+            close_share: 0.3,
+            max_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// One order as placed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OrderTruth {
+    pub cid: String,
+    pub size: u64,
+    pub tips: u128,
+    pub owner: String,
+    pub block: u32,
+    pub in_batch: bool,
+    pub available: bool,
+}
+
+/// One close as it happened.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CloseTruth {
+    pub cid: String,
+    pub block: u32,
+    pub illegal: bool,
+}
+
+/// What the scenario did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroundTruth {
+    pub orders: Vec<OrderTruth>,
+    pub closes: Vec<CloseTruth>,
+    pub replicas_added: u64,
+}
+
+/// The scenario's state between blocks.
+#[derive(Default)]
+pub struct Scenario {
+    pub cfg: Option<ScenarioConfig>,
+    pub content: Option<Arc<dyn ContentSource>>,
+    pub group: Option<GroupSpec>,
+    pub truth: GroundTruth,
+    /// Orders tests asked for, placed in the next block.
+    pub manual: Vec<(String, u64, u128)>,
+    /// Closes tests asked for, applied in the next block.
+    pub manual_closes: Vec<(String, bool)>,
+    next_file: u64,
+}
+
+fn place_call(cid: &str, size: u64, tips: u128) -> Vec<u8> {
+    let mut c = vec![index::MARKET, 0];
+    cid.as_bytes().to_vec().encode_to(&mut c);
+    size.encode_to(&mut c);
+    Compact(tips).encode_to(&mut c);
+    Vec::<u8>::new().encode_to(&mut c);
+    c
+}
+
+fn file_success(owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
+    let mut a = owner.to_vec();
+    cid.as_bytes().to_vec().encode_to(&mut a);
+    (index::MARKET, 0, a)
+}
+
+impl Scenario {
+    pub fn new(cfg: ScenarioConfig, content: Arc<dyn ContentSource>, group: GroupSpec) -> Self {
+        Scenario {
+            cfg: Some(cfg),
+            content: Some(content),
+            group: Some(group),
+            ..Default::default()
+        }
+    }
+
+    /// Applies an order to FilesV2 as the pallet would (new file, or more amount on an existing one).
+    fn apply_order(st: &mut ChainState, cid: &str, size: u64, amount: u128, now: u32) {
+        let info = match st.files.get(cid).cloned() {
+            Some(mut f) => {
+                f.amount += amount;
+                if !f.replicas.is_empty() {
+                    f.expired_at = now + super::FILE_DURATION;
+                }
+                f
+            }
+            None => FileInfoV2 {
+                file_size: size,
+                spower: 0,
+                expired_at: 0,
+                calculated_at: now,
+                amount,
+                prepaid: 0,
+                reported_replica_count: 0,
+                remaining_paid_count: 4,
+                replicas: BTreeMap::new(),
+            },
+        };
+        st.put_file(cid, info);
+    }
+
+    /// Runs the scenario for block `now` (its extrinsics are queued on `st`).
+    pub fn on_block(&mut self, st: &mut ChainState, now: u32) {
+        let (Some(cfg), Some(content), Some(group)) = (self.cfg.clone(), self.content.clone(), self.group.clone())
+        else {
+            self.apply_manual(st, now);
+            return;
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) ^ u64::from(now));
+        self.apply_manual(st, now);
+
+        // Orders.
+        let whole = cfg.order_rate.floor() as u64;
+        let count = whole + u64::from(rng.gen_bool((cfg.order_rate - whole as f64).clamp(0.0, 1.0)));
+        let mut batch: Vec<(AccountId, String, u64, u128)> = Vec::new();
+        for _ in 0..count {
+            let user = USERS[rng.gen_range(0..USERS.len())];
+            let who = account(user);
+            let tips: u128 = rng.gen_range(0..5_000_000_000u128);
+            let live: Vec<&String> = st.files.keys().collect();
+            let repeat = !self.truth.orders.is_empty() && rng.gen_bool(0.1) && !live.is_empty();
+            let (cid, size, available) = if repeat {
+                let cid = live[rng.gen_range(0..live.len())].clone();
+                let size = st.files.get(&cid).map_or(1, |f| f.file_size);
+                let available = self
+                    .truth
+                    .orders
+                    .iter()
+                    .find(|o| o.cid == cid)
+                    .is_none_or(|o| o.available);
+                (cid, size, available)
+            } else {
+                let size = match rng.gen_range(0..100) {
+                    0..=69 => rng.gen_range(1_000..=512 * 1024),
+                    70..=94 => rng.gen_range(512 * 1024..=(2 * 1024 * 1024).min(cfg.max_size)),
+                    _ => rng.gen_range(1_000..=cfg.max_size.max(1_001)),
+                };
+                let available = !rng.gen_bool(cfg.unavailable_share.clamp(0.0, 1.0));
+                self.next_file += 1;
+                let cid = content.create(
+                    cfg.seed.wrapping_mul(7919) + self.next_file,
+                    size,
+                    rng.gen_bool(0.3),
+                    available,
+                );
+                (cid, size, available)
+            };
+            let in_batch = rng.gen_bool(0.15);
+            self.truth.orders.push(OrderTruth {
+                cid: cid.clone(),
+                size,
+                tips,
+                owner: ss58::encode(ss58::CRUST_PREFIX, &who),
+                block: now,
+                in_batch,
+                available,
+            });
+            Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
+            if in_batch {
+                batch.push((who, cid, size, tips));
+            } else {
+                st.submit(&who, place_call(&cid, size, tips), vec![file_success(&who, &cid)]);
+            }
+        }
+        if !batch.is_empty() {
+            // One signer per batch: the first order's; the others are re-attributed to it.
+            let who = batch[0].0;
+            let mut call = vec![index::UTILITY, if rng.gen_bool(0.5) { 0 } else { 2 }];
+            Compact(batch.len() as u32).encode_to(&mut call);
+            let mut events = Vec::new();
+            for (_, cid, size, tips) in &batch {
+                call.extend(place_call(cid, *size, *tips));
+                events.push(file_success(&who, cid));
+            }
+            events.push((index::UTILITY, 1, vec![]));
+            let owner = ss58::encode(ss58::CRUST_PREFIX, &who);
+            let first = self.truth.orders.len() - count as usize;
+            for o in self.truth.orders[first..].iter_mut().filter(|o| o.in_batch) {
+                o.owner = owner.clone();
+            }
+            st.submit(&who, call, events);
+        }
+
+        // Replicas: files ordered a few blocks ago get one from the group (the spower superior reports them).
+        let superior = account("superior");
+        let mut updates = Vec::new();
+        for o in self.truth.orders.iter().filter(|o| o.block + 3 == now && o.available) {
+            if st.add_replica(&o.cid, &group.owner, &group.members[0], now) {
+                self.truth.replicas_added += 1;
+                updates.push(o.cid.clone());
+            }
+        }
+        // Closes: a share of files close `close_after_blocks` after their order; a few of the unreplicated ones
+        // are closed as illegal.
+        let mut closing: Vec<(String, bool)> = Vec::new();
+        for o in self
+            .truth
+            .orders
+            .iter()
+            .filter(|o| o.block + cfg.close_after_blocks == now && !o.in_batch)
+        {
+            if st.files.contains_key(&o.cid) && rng.gen_bool(cfg.close_share.clamp(0.0, 1.0)) {
+                let illegal = st.files.get(&o.cid).is_some_and(|f| f.replicas.is_empty());
+                closing.push((o.cid.clone(), illegal));
+            }
+        }
+        if !updates.is_empty() || closing.iter().any(|(_, illegal)| *illegal) {
+            let mut call = vec![index::MARKET, 3];
+            let infos: Vec<(Vec<u8>, u64, Vec<(AccountId, AccountId, Vec<u8>, u64, u32, u32, bool)>)> = updates
+                .iter()
+                .map(|cid| {
+                    let size = st.files.get(cid).map_or(0, |f| f.file_size);
+                    (
+                        cid.as_bytes().to_vec(),
+                        size,
+                        vec![(group.members[0], group.owner, vec![0u8; 64], 0u64, now, now, true)],
+                    )
+                })
+                .collect();
+            infos.encode_to(&mut call);
+            now.encode_to(&mut call);
+            let mut events = Vec::new();
+            for (cid, _) in closing.iter().filter(|(_, illegal)| *illegal) {
+                events.push((index::MARKET, 4, cid.as_bytes().to_vec().encode()));
+            }
+            let mut ok = superior.to_vec();
+            now.encode_to(&mut ok);
+            (updates.len() as u32).encode_to(&mut ok);
+            now.encode_to(&mut ok);
+            events.push((index::MARKET, 9, ok));
+            st.submit(&superior, call, events);
+        }
+        for (cid, illegal) in closing {
+            self.close(st, &cid, illegal, now);
+        }
+    }
+
+    fn close(&mut self, st: &mut ChainState, cid: &str, illegal: bool, now: u32) {
+        if !st.files.contains_key(cid) {
+            return;
+        }
+        st.remove_file(cid);
+        self.truth.closes.push(CloseTruth {
+            cid: cid.to_string(),
+            block: now,
+            illegal,
+        });
+        if !illegal {
+            // calculate_reward after expiry: the file is removed, FileClosed then CalculateSuccess.
+            let caller = account("eve");
+            let mut call = vec![index::MARKET, 6];
+            cid.as_bytes().to_vec().encode_to(&mut call);
+            let arg = cid.as_bytes().to_vec().encode();
+            st.submit(
+                &caller,
+                call,
+                vec![(index::MARKET, 10, arg.clone()), (index::MARKET, 3, arg)],
+            );
+        }
+    }
+
+    fn apply_manual(&mut self, st: &mut ChainState, now: u32) {
+        for (cid, size, tips) in std::mem::take(&mut self.manual) {
+            let who = account("alice");
+            self.truth.orders.push(OrderTruth {
+                cid: cid.clone(),
+                size,
+                tips,
+                owner: ss58::encode(ss58::CRUST_PREFIX, &who),
+                block: now,
+                in_batch: false,
+                available: true,
+            });
+            Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
+            st.submit(&who, place_call(&cid, size, tips), vec![file_success(&who, &cid)]);
+        }
+        for (cid, illegal) in std::mem::take(&mut self.manual_closes) {
+            if illegal {
+                let superior = account("superior");
+                let mut call = vec![index::MARKET, 3];
+                Vec::<(Vec<u8>, u64, Vec<(AccountId, AccountId, Vec<u8>, u64, u32, u32, bool)>)>::new()
+                    .encode_to(&mut call);
+                now.encode_to(&mut call);
+                st.submit(
+                    &superior,
+                    call,
+                    vec![(index::MARKET, 4, cid.as_bytes().to_vec().encode())],
+                );
+            }
+            self.close(st, &cid, illegal, now);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The devnet chain through subxt: the project's chain client (subxt legacy backend + the Crust type file) follows
+//! 20 finalized blocks and finds every order and close the scenario made, with the right size, tips and owner.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use smanager::chain::client::SubxtChain;
+use smanager::chain::{ChainEvent, ChainSource, CloseReason};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::content::ContentStore;
+
+fn config(order_rate: f64) -> ChainConfig {
+    ChainConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        block_ms: 0,
+        scenario: ScenarioConfig {
+            seed: 7,
+            order_rate,
+            close_after_blocks: 4,
+            close_share: 0.5,
+            max_size: 1_000_000,
+            ..Default::default()
+        },
+        group: GroupSpec {
+            owner: account("owner"),
+            members: vec![account("member-0")],
+        },
+        prefill: 0,
+    }
+}
+
+#[actix_rt::test]
+async fn subxt_client_reads_every_order_and_close_from_20_blocks() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(config(3.0), Arc::new(content)).await.expect("chain");
+    for _ in 0..20 {
+        chain.produce_block();
+    }
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    assert_eq!(client.finalized_head().await.expect("head"), 20);
+    let mut orders: HashMap<String, Vec<(u64, u128, String)>> = HashMap::new();
+    let mut closes: Vec<(String, CloseReason)> = Vec::new();
+    for n in 1..=20 {
+        let b = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
+        assert_eq!(b.number, n);
+        assert!(b.timestamp_ms.is_some());
+        for ev in b.events {
+            match ev {
+                ChainEvent::Ordered(o) => orders.entry(o.cid).or_default().push((o.size, o.tips, o.owner)),
+                ChainEvent::Closed { cid, reason } => closes.push((cid, reason)),
+                ChainEvent::Invalid { raw, reason } => panic!("invalid {raw}: {reason}"),
+            }
+        }
+    }
+    let truth = chain.ground_truth();
+    assert!(truth.orders.len() >= 40, "{} orders", truth.orders.len());
+    assert!(
+        truth.orders.iter().any(|o| o.in_batch),
+        "some orders sit inside utility.batch"
+    );
+    let mut expected: HashMap<String, Vec<(u64, u128, String)>> = HashMap::new();
+    for o in &truth.orders {
+        expected
+            .entry(o.cid.clone())
+            .or_default()
+            .push((o.size, o.tips, o.owner.clone()));
+    }
+    assert_eq!(orders, expected, "every order exactly once, with size, tips and owner");
+    let mut want: Vec<(String, CloseReason)> = truth
+        .closes
+        .iter()
+        .map(|c| {
+            (
+                c.cid.clone(),
+                if c.illegal {
+                    CloseReason::Illegal
+                } else {
+                    CloseReason::Closed
+                },
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    closes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!want.is_empty());
+    assert_eq!(closes, want);
+    chain.stop().await;
+}
