@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipeline against the configured chain, sWorker, IPFS and PostgreSQL.
     Run,
+    /// The whole stack on loopback: simulated Crust chain, sWorker and IPFS, a PostgreSQL, and smanager.
+    Devnet(crate::devnet::run::DevnetArgs),
     /// Apply database migrations (they also run at start-up).
     Migrate {
         /// Revert every migration instead (drops all smanager tables).

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(settings.log.format);
+    if !matches!(cli.command, Command::Devnet(_)) {
+        logging::init(settings.log.format);
+    }
     let result = match cli.command {
         Command::Config(ConfigCommand::Check) => match settings.require_account() {
             Ok(()) => {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Command::Devnet(args) => smanager::devnet::run::run(args, settings.log.format),
         Command::Migrate { revert_all } => commands::migrate(&settings, revert_all),
         Command::Status { json } => commands::status(&settings, json),
         Command::Files(f) => commands::files(&settings, f),

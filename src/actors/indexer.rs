@@ -58,6 +58,9 @@ impl Actor for Indexer {
         p.starts += 1;
         p.next_block = None;
         self.progress.set(p);
+        self.refresh_group(ctx);
+        let every = Duration::from_secs(self.deps.settings.chain.group_refresh_secs);
+        ctx.run_interval(every, |act, ctx| act.refresh_group(ctx));
         let db = self.deps.db.clone();
         let load = async move { db.run(|c| state::cursor(c, state::INDEXER_CURSOR)).await };
         ctx.spawn(load.into_actor(self).map(|res, act, ctx| match res {
@@ -81,6 +84,47 @@ impl Actor for Indexer {
             Err(e) => {
                 log::error!(target: "smanager::indexer", "cannot load cursor: {e}; restarting in 2 s");
                 ctx.run_later(Duration::from_secs(2), |_, ctx| ctx.stop());
+            }
+        }));
+    }
+}
+
+impl Indexer {
+    /// Reads this node's group from the chain and stores it for the picker.
+    fn refresh_group(&mut self, ctx: &mut Context<Self>) {
+        let deps = self.deps.clone();
+        let fut = async move {
+            let account = &deps.settings.chain.account;
+            let Ok((_, me)) = crate::chain::ss58::decode(account) else {
+                return Ok(());
+            };
+            let view = match deps.chain.group(me).await {
+                Ok(v) => v,
+                Err(e) => {
+                    log::debug!(target: "smanager::indexer", "group refresh: {e}");
+                    return Ok(());
+                }
+            };
+            if view.account_is_owner {
+                log::error!(target: "smanager::indexer", "configuration error: chain.account {account} is a group owner; owners cannot store files — configure the member account");
+            }
+            let to_ss58 = |id: &[u8; 32]| crate::chain::ss58::encode(crate::chain::ss58::CRUST_PREFIX, id);
+            let info = state::GroupInfo {
+                owner: view.owner.as_ref().map(to_ss58),
+                node_index: view
+                    .members
+                    .iter()
+                    .position(|m| *m == me)
+                    .and_then(|i| u32::try_from(i).ok()),
+                members: view.members.iter().map(to_ss58).collect(),
+                refreshed_at: Some(chrono::Utc::now()),
+            };
+            deps.db.run(move |c| state::kv_set(c, state::KV_GROUP, &info)).await
+        };
+        ctx.spawn(fut.into_actor(self).map(|res: Result<(), DbError>, _, ctx| {
+            if let Err(e) = res {
+                log::error!(target: "smanager::indexer", "cannot store group info: {e}; restarting");
+                ctx.stop();
             }
         }));
     }

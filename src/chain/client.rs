@@ -73,6 +73,14 @@ impl super::ChainSource for Reconnecting {
         })
     }
 
+    fn group(&self, account: [u8; 32]) -> LocalBoxFuture<'_, Result<super::GroupView, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.group(account).await;
+            self.forget_on_unavailable(r)
+        })
+    }
+
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
@@ -340,5 +348,31 @@ impl super::ChainSource for SubxtChain {
 
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(self.decode_block(number))
+    }
+
+    fn group(&self, account: [u8; 32]) -> LocalBoxFuture<'_, Result<super::GroupView, ChainError>> {
+        Box::pin(async move {
+            let get = |key: Vec<u8>| async move {
+                self.rpc
+                    .state_get_storage(&key, None)
+                    .await
+                    .map_err(|e| ChainError::Unavailable(e.to_string()))
+            };
+            let mut view = super::GroupView::default();
+            if let Some(own) = get(keys::groups(&account)).await? {
+                view.account_is_owner = !super::decode_group_members(&own).unwrap_or_default().is_empty();
+            }
+            let Some(identity) = get(keys::identities(&account)).await? else {
+                return Ok(view);
+            };
+            let decode = |e: String| ChainError::Decode { number: 0, reason: e };
+            view.owner = super::decode_identity_group(&identity).map_err(decode)?;
+            if let Some(owner) = view.owner {
+                if let Some(group) = get(keys::groups(&owner)).await? {
+                    view.members = super::decode_group_members(&group).map_err(decode)?;
+                }
+            }
+            Ok(view)
+        })
     }
 }

@@ -73,12 +73,50 @@ pub enum ChainError {
     NotFinalized(u64),
 }
 
+/// This node's group as the chain records it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupView {
+    /// `Swork.Identities(account).group`; `None` when the account has no identity or no group.
+    pub owner: Option<[u8; 32]>,
+    /// `Swork.Groups(owner).members`, in key-byte order.
+    pub members: Vec<[u8; 32]>,
+    /// The account is itself a group owner (a configuration error: owners cannot store files).
+    pub account_is_owner: bool,
+}
+
 /// A source of finalized blocks.
 pub trait ChainSource {
     /// Number of the newest finalized block.
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>>;
     /// The finalized block `number`, decoded into domain events.
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>>;
+    /// The group of `account` at the finalized head.
+    fn group(&self, account: [u8; 32]) -> LocalBoxFuture<'_, Result<GroupView, ChainError>> {
+        let _ = account;
+        Box::pin(async {
+            Err(ChainError::Unavailable(
+                "this chain source has no group information".into(),
+            ))
+        })
+    }
+}
+
+/// Decodes `Swork.Identities` → the group owner (anchor `Vec<u8>`, deadline `u64`, `Option<AccountId>`).
+pub fn decode_identity_group(bytes: &[u8]) -> Result<Option<[u8; 32]>, String> {
+    use parity_scale_codec::Decode;
+    let mut input = bytes;
+    let _anchor = Vec::<u8>::decode(&mut input).map_err(|e| format!("Identity.anchor: {e}"))?;
+    let _deadline = u64::decode(&mut input).map_err(|e| format!("Identity.punishment_deadline: {e}"))?;
+    Option::<[u8; 32]>::decode(&mut input).map_err(|e| format!("Identity.group: {e}"))
+}
+
+/// Decodes `Swork.Groups` → its members (a `BTreeSet<AccountId>`, then the allowlist).
+pub fn decode_group_members(bytes: &[u8]) -> Result<Vec<[u8; 32]>, String> {
+    use parity_scale_codec::Decode;
+    let mut input = bytes;
+    let mut members = Vec::<[u8; 32]>::decode(&mut input).map_err(|e| format!("Group.members: {e}"))?;
+    members.sort_unstable();
+    Ok(members)
 }
 
 /// Crust's legacy (pre-V14) type definitions, one versioned file for every runtime spec.

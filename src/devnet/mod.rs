@@ -4,6 +4,8 @@
 pub mod chain;
 pub mod content;
 pub mod ipfs;
+pub mod postgres;
+pub mod run;
 pub mod sworker;
 
 /// Content the devnet knows how to serve; the chain scenario asks it for the CIDs it orders.

@@ -1,0 +1,220 @@
+//! `smanager devnet`: the whole stack on loopback — chain, sWorker, Crust IPFS, PostgreSQL and smanager — with a
+//! one-line progress report every few seconds and a JSON summary at the end.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use super::content::ContentStore;
+use super::ipfs::{IpfsConfig, IpfsSim};
+use super::postgres::DevPostgres;
+use super::sworker::{SworkerConfig, SworkerSim};
+use crate::chain::ss58;
+use crate::config::{LogFormat, Settings};
+use crate::db::schema::{file_owners, files, pins};
+use crate::db::{Db, FileStatus, PinStatus};
+
+/// Options of `smanager devnet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevnetArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Block interval in milliseconds.
+    #[arg(long, default_value_t = 6000)]
+    pub block_ms: u64,
+    /// Orders per block on average.
+    #[arg(long, default_value_t = 2.0)]
+    pub order_rate: f64,
+    /// Chain JSON-RPC port (WebSocket and HTTP), 0 = any free port.
+    #[arg(long, default_value_t = 0)]
+    pub chain_port: u16,
+    #[arg(long, default_value_t = 0)]
+    pub sworker_port: u16,
+    #[arg(long, default_value_t = 0)]
+    pub ipfs_port: u16,
+    #[arg(long, default_value_t = 0)]
+    pub admin_port: u16,
+    /// Seconds between progress lines.
+    #[arg(long, default_value_t = 5)]
+    pub report_secs: u64,
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// What the devnet did, printed as `summary: {json}`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub orders: usize,
+    pub indexed: i64,
+    pub pinned: i64,
+    pub sealed: i64,
+    pub cleaned: i64,
+    pub failed: i64,
+    /// Failed files whose content the scenario made unavailable (should equal `failed`).
+    pub failed_unavailable: i64,
+    pub queued: i64,
+    pub pulling: i64,
+    pub blocks: u32,
+}
+
+fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim) -> anyhow::Result<Summary> {
+    let truth = chain.ground_truth();
+    let mut c = db.conn()?;
+    let indexed: Option<i64> = file_owners::table
+        .select(diesel::dsl::sum(file_owners::orders))
+        .first::<Option<i64>>(&mut c)?;
+    let count = |c: &mut PgConnection, s: &[FileStatus]| -> anyhow::Result<i64> {
+        Ok(files::table
+            .filter(files::status.eq_any(s.to_vec()))
+            .count()
+            .get_result(c)?)
+    };
+    let failed_cids: Vec<String> = files::table
+        .filter(files::status.eq_any(vec![FileStatus::Failed, FileStatus::PinError]))
+        .select(files::cid)
+        .load(&mut c)?;
+    let unavailable: std::collections::HashSet<&str> = truth
+        .orders
+        .iter()
+        .filter(|o| !o.available)
+        .map(|o| o.cid.as_str())
+        .collect();
+    let st = sworker.stats();
+    Ok(Summary {
+        orders: truth.orders.len(),
+        indexed: indexed.unwrap_or(0),
+        pinned: pins::table
+            .filter(pins::status.eq(PinStatus::Pinned))
+            .count()
+            .get_result(&mut c)?,
+        sealed: (st.valid as u64 + st.deleted_ok) as i64,
+        cleaned: count(&mut c, &[FileStatus::Cleaned])?,
+        failed: failed_cids.len() as i64,
+        failed_unavailable: failed_cids.iter().filter(|c| unavailable.contains(c.as_str())).count() as i64,
+        queued: count(&mut c, &[FileStatus::New, FileStatus::Queued])?,
+        pulling: count(&mut c, &[FileStatus::Pinning])?,
+        blocks: chain.finalized_number(),
+    })
+}
+
+/// Runs the devnet until `--duration` elapses or Ctrl-C/SIGTERM.
+pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    crate::logging::init(log_format);
+    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref()).context("starting PostgreSQL")?;
+    let pg_url = pg.url.clone();
+    let system = actix_rt::System::new();
+    let summary = system.block_on(async move {
+        let content = ContentStore::new();
+        let me = account("member-0");
+        let chain = DevChain::start(
+            ChainConfig {
+                bind: local(args.chain_port),
+                block_ms: args.block_ms.max(1),
+                scenario: ScenarioConfig {
+                    seed: args.seed,
+                    order_rate: args.order_rate,
+                    ..Default::default()
+                },
+                group: GroupSpec {
+                    owner: account("owner"),
+                    members: vec![me, account("member-1"), account("member-2")],
+                },
+                prefill: 0,
+            },
+            Arc::new(content.clone()),
+        )
+        .await
+        .context("starting the devnet chain")?;
+        let sworker = SworkerSim::start(
+            local(args.sworker_port),
+            SworkerConfig {
+                capacity_bytes: 1 << 40,
+                srd_gib: 4096,
+                ..Default::default()
+            },
+        )
+        .context("starting the sWorker simulator")?;
+        let ipfs = IpfsSim::start(local(args.ipfs_port), IpfsConfig::default(), content.clone(), &sworker.url())
+            .context("starting the IPFS simulator")?;
+        sworker.set_ipfs_url(&ipfs.url());
+
+        let mut s = Settings::default();
+        s.chain.account = ss58::encode(ss58::CRUST_PREFIX, &me);
+        s.chain.end_point = chain.ws_url();
+        s.chain.poll_interval_ms = 200;
+        s.chain.group_refresh_secs = 5;
+        s.sworker.end_point = sworker.url();
+        s.ipfs.end_point = ipfs.url();
+        s.ipfs.gc_interval_secs = 60;
+        s.database.url = pg_url.clone();
+        s.admin.bind = local(args.admin_port).to_string();
+        s.scheduler.tick_secs = 2;
+        s.puller.base_timeout_secs = 20;
+        s.puller.lease_secs = 15;
+        s.sealer.check_interval_secs = 5;
+        s.cleanup.interval_secs = 2;
+        s.retry.base_delay_secs = 10;
+        s.retry.max_delay_secs = 60;
+        s.retry.max_attempts = 3;
+        s.log.format = log_format;
+        let db = Db::connect(&s.database).context("connecting to the devnet database")?;
+        db.migrate().context("migrating the devnet database")?;
+        let settings = Rc::new(s);
+        let chain_source = crate::chain::client::connect(&settings.chain);
+        let peers = crate::app::start_pipeline(settings.clone(), db.clone(), chain_source);
+        let admin = crate::http::start(&settings, db.clone(), Some(peers.clone())).context("starting admin HTTP")?;
+        println!(
+            "endpoints: {}",
+            json!({
+                "chain": chain.ws_url(), "chain_http": chain.http_url(), "sworker": sworker.url(), "ipfs": ipfs.url(),
+                "admin": format!("http://{}", admin.addr), "database": crate::config::redact_url(&pg_url),
+                "account": settings.chain.account,
+            })
+        );
+        let started = Instant::now();
+        let deadline = args.duration.map(|d| started + Duration::from_secs(d));
+        let stop = crate::app::shutdown_signal();
+        tokio::pin!(stop);
+        let mut report = actix_rt::time::interval(Duration::from_secs(args.report_secs.max(1)));
+        loop {
+            let until_end = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = actix_rt::time::sleep(until_end) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) { break; }
+                }
+                _ = report.tick() => {
+                    match summarize(&db, &chain, &sworker) {
+                        Ok(s) => println!(
+                            "progress: t={}s block={} orders={} indexed={} queued={} pulling={} sealed={} cleaned={} failed={}",
+                            started.elapsed().as_secs(), s.blocks, s.orders, s.indexed, s.queued, s.pulling, s.sealed, s.cleaned, s.failed
+                        ),
+                        Err(e) => println!("progress: unavailable ({e})"),
+                    }
+                }
+            }
+        }
+        crate::app::shutdown(&peers).await;
+        let summary = summarize(&db, &chain, &sworker);
+        admin.handle.stop(true).await;
+        ipfs.stop().await;
+        sworker.stop().await;
+        chain.stop().await;
+        summary
+    })?;
+    println!("summary: {}", serde_json::to_string(&summary)?);
+    drop(pg);
+    Ok(())
+}
