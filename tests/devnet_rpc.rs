@@ -55,10 +55,17 @@ async fn every_method_over_http_and_subscriptions_over_ws() {
     let v = rpc(&c, &url, "system_properties", json!([])).await;
     assert_eq!(v["result"]["ss58Format"], 66);
     for m in ["system_name", "system_version", "system_health"] {
-        assert!(rpc(&c, &url, m, json!([])).await["result"].is_object() || rpc(&c, &url, m, json!([])).await["result"].is_string(), "{m}");
+        assert!(
+            rpc(&c, &url, m, json!([])).await["result"].is_object()
+                || rpc(&c, &url, m, json!([])).await["result"].is_string(),
+            "{m}"
+        );
     }
     let v = rpc(&c, &url, "state_getRuntimeVersion", json!([])).await;
-    assert_eq!((v["result"]["specName"].as_str(), v["result"]["specVersion"].as_u64()), (Some("crust"), Some(25)));
+    assert_eq!(
+        (v["result"]["specName"].as_str(), v["result"]["specVersion"].as_u64()),
+        (Some("crust"), Some(25))
+    );
     let genesis = rpc(&c, &url, "chain_getBlockHash", json!([0])).await["result"].clone();
     assert!(genesis.as_str().is_some_and(|h| h.len() == 66));
     let head = rpc(&c, &url, "chain_getFinalizedHead", json!([])).await["result"].clone();
@@ -70,11 +77,20 @@ async fn every_method_over_http_and_subscriptions_over_ws() {
     assert_eq!(header["number"], "0x3");
     let parent = rpc(&c, &url, "chain_getBlockHash", json!([2])).await["result"].clone();
     assert_eq!(header["parentHash"], parent);
-    let exts = b["result"]["block"]["extrinsics"].as_array().cloned().unwrap_or_default();
+    let exts = b["result"]["block"]["extrinsics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(exts.len() >= 2, "timestamp inherent plus orders");
-    assert!(exts[1].as_str().is_some_and(|x| x.contains("84")), "signed v4 extrinsics");
+    assert!(
+        exts[1].as_str().is_some_and(|x| x.contains("84")),
+        "signed v4 extrinsics"
+    );
     let md = rpc(&c, &url, "state_getMetadata", json!([])).await["result"].clone();
-    assert!(md.as_str().is_some_and(|m| m.starts_with("0x6d6574610c")), "magic `meta` then V12");
+    assert!(
+        md.as_str().is_some_and(|m| m.starts_with("0x6d6574610c")),
+        "magic `meta` then V12"
+    );
     let v = rpc(&c, &url, "state_call", json!(["Core_version", "0x", head])).await;
     assert!(v["result"].is_string());
     let v = rpc(&c, &url, "state_call", json!(["Metadata_metadata_versions", "0x"])).await;
@@ -111,12 +127,16 @@ async fn every_method_over_http_and_subscriptions_over_ws() {
     // WebSocket: finalized-head and storage subscriptions.
     let (_, mut ws) = awc::Client::new().ws(chain.ws_url()).connect().await.expect("ws");
     ws.send(awc::ws::Message::Text(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "chain_subscribeFinalizedHeads", "params": []}).to_string().into(),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "chain_subscribeFinalizedHeads", "params": []})
+            .to_string()
+            .into(),
     ))
     .await
     .expect("send");
     ws.send(awc::ws::Message::Text(
-        json!({"jsonrpc": "2.0", "id": 2, "method": "state_subscribeStorage", "params": [[now_key]]}).to_string().into(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "state_subscribeStorage", "params": [[now_key]]})
+            .to_string()
+            .into(),
     ))
     .await
     .expect("send");
@@ -130,7 +150,8 @@ async fn every_method_over_http_and_subscriptions_over_ws() {
             chain.produce_block();
             produced = true;
         }
-        let Ok(Some(Ok(awc::ws::Frame::Text(t)))) = actix_rt::time::timeout(Duration::from_secs(5), ws.next()).await else {
+        let Ok(Some(Ok(awc::ws::Frame::Text(t)))) = actix_rt::time::timeout(Duration::from_secs(5), ws.next()).await
+        else {
             continue;
         };
         let v: Value = serde_json::from_slice(&t).expect("json");
