@@ -16,6 +16,11 @@ use super::{account, ChainState, GroupSpec};
 use crate::chain::ss58;
 use crate::devnet::ContentSource;
 
+/// `(reporter, owner, anchor, report slot, report block, valid at, is_added)` of `market.update_replicas`.
+type ReplicaUpdate = (AccountId, AccountId, Vec<u8>, u64, u32, u32, bool);
+/// `(cid, file size, replica updates)` of `market.update_replicas`.
+type FileReplicas = (Vec<u8>, u64, Vec<ReplicaUpdate>);
+
 /// Accounts that place orders.
 pub const USERS: [&str; 5] = ["alice", "bob", "charlie", "dave", "eve"];
 
@@ -246,7 +251,7 @@ impl Scenario {
         }
         if !updates.is_empty() || closing.iter().any(|(_, illegal)| *illegal) {
             let mut call = vec![index::MARKET, 3];
-            let infos: Vec<(Vec<u8>, u64, Vec<(AccountId, AccountId, Vec<u8>, u64, u32, u32, bool)>)> = updates
+            let infos: Vec<FileReplicas> = updates
                 .iter()
                 .map(|cid| {
                     let size = st.files.get(cid).map_or(0, |f| f.file_size);
