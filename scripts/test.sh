@@ -48,7 +48,7 @@ fi
 install_npm_peer() { # name
   local src="test-peers/$1" dst=".cache/$1"
   mkdir -p "$dst"
-  if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" || [ ! -d "$dst/node_modules" ]; then
+  if ! cmp -s "$src/package.json" "$dst/package.json" || [ ! -d "$dst/node_modules" ]; then
     cp "$src"/* "$dst"/
     log "npm install $1 (first run: a few minutes)"
     (cd "$dst" && npm install --no-audit --no-fund --loglevel=error >npm-install.log 2>&1) || {
@@ -60,11 +60,13 @@ install_npm_peer() { # name
 if command -v npm >/dev/null 2>&1; then
   install_npm_peer jsipfs
   export JSIPFS_DIR="$PWD/.cache/jsipfs"
+  install_npm_peer polkadotjs
+  export POLKADOTJS_DIR="$PWD/.cache/polkadotjs"
 elif [ -n "$CI" ]; then
-  echo "npm is required under CI=true (tests use js-ipfs as a real IPFS peer)" >&2
+  echo "npm is required under CI=true (tests use js-ipfs and polkadot.js as real peers)" >&2
   exit 1
 else
-  skip "npm not installed: tests that need js-ipfs will be skipped"
+  skip "npm not installed: tests that need js-ipfs or polkadot.js will be skipped"
 fi
 
 # --- docker-compose.yml ------------------------------------------------------------------------------------------

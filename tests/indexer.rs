@@ -228,3 +228,20 @@ async fn restart_in_the_middle_of_a_catch_up_misses_and_duplicates_nothing() {
     check_exactly_once(&t);
     peers.shutdown().await;
 }
+
+#[test]
+fn a_block_applied_twice_is_written_once() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let block = script().remove(9);
+    let first = smanager::db::files::apply_block(&mut c, &block).expect("apply");
+    assert!(!first.already_applied && first.ordered == 2);
+    let again = smanager::db::files::apply_block(&mut c, &block).expect("apply again");
+    assert!(again.already_applied && again.ordered == 0);
+    let tips: bigdecimal::BigDecimal = files::table
+        .find(CIDS[0])
+        .select(files::tips)
+        .first(&mut c)
+        .expect("row");
+    assert_eq!(tips, bigdecimal::BigDecimal::from(7));
+}

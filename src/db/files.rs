@@ -22,6 +22,20 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
     conn.transaction(|conn| {
         let mut out = BlockOutcome::default();
         let number = block_i64(block.number)?;
+        // Lock the cursor: a second writer of the same block (an actor restarted while its previous incarnation's
+        // transaction was still committing) waits here, then sees the block is done and applies nothing.
+        diesel::sql_query("INSERT INTO chain_cursors (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind::<Text, _>(INDEXER_CURSOR)
+            .execute(conn)?;
+        let done: Option<i64> = super::schema::chain_cursors::table
+            .find(INDEXER_CURSOR)
+            .select(super::schema::chain_cursors::block_number)
+            .for_update()
+            .first(conn)?;
+        if done.is_some_and(|d| d >= number) {
+            out.already_applied = true;
+            return Ok(out);
+        }
         for event in &block.events {
             match event {
                 ChainEvent::Ordered(order) => {
@@ -53,6 +67,8 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
 /// Counts of what a block changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BlockOutcome {
+    /// The cursor was already at or past this block: nothing was written.
+    pub already_applied: bool,
     pub ordered: usize,
     pub closed: usize,
     pub invalid: usize,
