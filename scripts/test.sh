@@ -69,6 +69,13 @@ else
   skip "npm not installed: tests that need js-ipfs or polkadot.js will be skipped"
 fi
 
+# --- Chromium (status page test) ---------------------------------------------------------------------------------
+if ! command -v chromium >/dev/null 2>&1 && [ -n "$CI" ] && [ "$(id -u)" = 0 ]; then
+  log "installing Debian's chromium for the status page test"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
+
 # --- docker-compose.yml ------------------------------------------------------------------------------------------
 if ! command -v docker-compose >/dev/null 2>&1 && [ -n "$CI" ] && [ "$(id -u)" = 0 ]; then
   log "installing Debian's docker-compose to validate docker-compose.yml"

@@ -19,6 +19,7 @@ struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     as_postgres: bool,
+    port: u16,
 }
 
 fn run(cmd: &mut Command) -> std::io::Result<()> {
@@ -60,7 +61,48 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+impl Cluster {
+    fn start(&self) -> std::io::Result<()> {
+        run(pg_command(self, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .arg("-w")
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start"))
+    }
+
+    fn stop(&self) -> std::io::Result<()> {
+        run(pg_command(self, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"]))
+    }
+}
+
 impl DevPostgres {
+    /// Stops the throwaway cluster (an outage, for tests); an error without one.
+    pub fn stop_server(&self) -> std::io::Result<()> {
+        self.cluster
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no throwaway cluster"))?
+            .stop()
+    }
+
+    /// Starts the throwaway cluster again on the same port.
+    pub fn start_server(&self) -> std::io::Result<()> {
+        self.cluster
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("no throwaway cluster"))?
+            .start()
+    }
+
     /// Creates the devnet database, starting a throwaway cluster when `database_url` is `None`.
     pub fn start(database_url: Option<&str>) -> std::io::Result<DevPostgres> {
         let (admin_url, cluster) = match database_url {
@@ -83,24 +125,18 @@ impl DevPostgres {
                 if as_postgres {
                     run(Command::new("chown").arg("postgres").arg(&dir))?;
                 }
-                let c = Cluster { bin, dir, as_postgres };
                 let port = free_port()?;
+                let c = Cluster {
+                    bin,
+                    dir,
+                    as_postgres,
+                    port,
+                };
                 run(pg_command(&c, "initdb")
                     .arg("-D")
                     .arg(c.dir.join("data"))
                     .args(["-A", "trust", "-U", "postgres"]))?;
-                run(pg_command(&c, "pg_ctl")
-                    .arg("-D")
-                    .arg(c.dir.join("data"))
-                    .arg("-l")
-                    .arg(c.dir.join("log"))
-                    .arg("-w")
-                    .arg("-o")
-                    .arg(format!(
-                        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                        c.dir.display()
-                    ))
-                    .arg("start"))?;
+                c.start()?;
                 (format!("postgres://postgres@127.0.0.1:{port}/postgres"), Some(c))
             }
         };
