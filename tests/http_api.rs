@@ -153,7 +153,25 @@ async fn routes_auth_and_metrics() {
     let (s, html) = get("/").await;
     assert_eq!(s, 200);
     assert!(html.contains("/api/v1/stats"));
+
+    // `smanager healthcheck`, as the compose healthcheck runs it.
+    let addr = server.addr.to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smanager"))
+        .args(["healthcheck"])
+        .env("SMANAGER__ADMIN__BIND", &addr)
+        .env("SMANAGER__DATABASE__URL", &t.url)
+        .output()
+        .await
+        .expect("healthcheck");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     server.handle.stop(true).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smanager"))
+        .args(["healthcheck"])
+        .env("SMANAGER__ADMIN__BIND", &addr)
+        .output()
+        .await
+        .expect("healthcheck");
+    assert_eq!(out.status.code(), Some(1), "no server, unhealthy");
 }
 
 #[actix_rt::test]
