@@ -37,6 +37,7 @@ pub struct Indexer {
     peers: SharedPeers,
     progress: std::rc::Rc<std::cell::Cell<IndexerProgress>>,
     follow: Option<SpawnHandle>,
+    scan: Option<SpawnHandle>,
 }
 
 impl Indexer {
@@ -46,6 +47,7 @@ impl Indexer {
             peers,
             progress: Default::default(),
             follow: None,
+            scan: None,
         }
     }
 }
@@ -80,6 +82,13 @@ impl Actor for Indexer {
                         ctx.stop();
                     }
                 })));
+                let scan = super::scanner::run(act.deps.clone(), act.peers.clone());
+                act.scan = Some(ctx.spawn(scan.into_actor(act).map(|res, _act, ctx| {
+                    if let Err(e) = res {
+                        log::error!(target: "smanager::scanner", "stopping the indexer for a restart: {e}");
+                        ctx.stop();
+                    }
+                })));
             }
             Err(e) => {
                 log::error!(target: "smanager::indexer", "cannot load cursor: {e}; restarting in 2 s");
@@ -109,6 +118,13 @@ impl Indexer {
                 log::error!(target: "smanager::indexer", "configuration error: chain.account {account} is a group owner; owners cannot store files — configure the member account");
             }
             let to_ss58 = |id: &[u8; 32]| crate::chain::ss58::encode(crate::chain::ss58::CRUST_PREFIX, id);
+            // Live nodes: work reports of the last half slot or newer (the TypeScript manager's rule).
+            match live_nodes(&deps).await {
+                Ok(n) => {
+                    deps.db.run(move |c| state::kv_set(c, state::KV_NODE_COUNT, &n)).await?;
+                }
+                Err(e) => log::debug!(target: "smanager::indexer", "node count: {e}"),
+            }
             let info = state::GroupInfo {
                 owner: view.owner.as_ref().map(to_ss58),
                 node_index: view
@@ -130,10 +146,50 @@ impl Indexer {
     }
 }
 
+/// Counts `Swork.WorkReports` with `report_slot >= CurrentReportSlot - 300`.
+async fn live_nodes(deps: &Deps) -> Result<u64, crate::chain::ChainError> {
+    use crate::chain::keys;
+    let current = deps
+        .chain
+        .values(vec![keys::current_report_slot()])
+        .await?
+        .into_iter()
+        .next()
+        .flatten()
+        .and_then(|v| crate::chain::decode_report_slot(&v).ok())
+        .unwrap_or(0);
+    let floor = current.saturating_sub(300);
+    let mut start = None;
+    let mut live = 0u64;
+    loop {
+        let page = deps
+            .chain
+            .keys_paged(keys::work_reports_prefix(), 1000, start.clone())
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        for chunk in page.chunks(200) {
+            for v in deps.chain.values(chunk.to_vec()).await?.into_iter().flatten() {
+                if crate::chain::decode_report_slot(&v).is_ok_and(|slot| slot >= floor) {
+                    live += 1;
+                }
+            }
+        }
+        let full = page.len() == 1000;
+        start = page.last().cloned();
+        if !full {
+            break;
+        }
+    }
+    Ok(live)
+}
+
 impl Supervised for Indexer {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         log::warn!(target: "smanager::indexer", "restarting from the persisted cursor");
         self.follow = None;
+        self.scan = None;
     }
 }
 
@@ -150,10 +206,35 @@ async fn follow(
     let max_backoff = Duration::from_secs(cfg.reconnect_max_secs);
     let mut backoff = min_backoff;
     let mut last_head = None;
+    let mut last_new_head = std::time::Instant::now();
+    let watchdog = Duration::from_secs(cfg.finalized_timeout_secs);
+    let mut synced = false;
     loop {
+        if last_new_head.elapsed() > watchdog {
+            // The restart policy brings the process back with a fresh connection (the TypeScript manager's rule).
+            log::error!(target: "smanager::indexer", "no new finalized block for {} s: exiting so the service restarts", watchdog.as_secs());
+            std::process::exit(3);
+        }
+        if !synced {
+            match deps.chain.is_syncing().await {
+                Ok(false) => synced = true,
+                Ok(true) => {
+                    log::info!(target: "smanager::indexer", "the node is still syncing; waiting before indexing");
+                    actix_rt::time::sleep(Duration::from_secs(cfg.reconnect_max_secs.min(30))).await;
+                    continue;
+                }
+                Err(e) => {
+                    log::warn!(target: "smanager::indexer", "system_health unavailable: {e}; retrying in {backoff:?}");
+                    actix_rt::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+        }
         let head = match deps.chain.finalized_head().await {
             Ok(h) => h,
             Err(e) => {
+                synced = false;
                 log::warn!(target: "smanager::indexer", "finalized head unavailable: {e}; retrying in {backoff:?}");
                 actix_rt::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(max_backoff);
@@ -167,6 +248,7 @@ async fn follow(
             };
             deps.db.run(move |c| state::kv_set(c, state::KV_FINALIZED, &f)).await?;
             last_head = Some(head);
+            last_new_head = std::time::Instant::now();
         }
         let mut next = progress.get().next_block.unwrap_or(head);
         while next <= head {
@@ -230,7 +312,7 @@ impl Handler<Shutdown> for Indexer {
     type Result = ();
     /// Stops following; a block being written either commits or not, atomically, in its own transaction.
     fn handle(&mut self, _: Shutdown, ctx: &mut Self::Context) {
-        if let Some(h) = self.follow.take() {
+        for h in [self.follow.take(), self.scan.take()].into_iter().flatten() {
             ctx.cancel_future(h);
         }
     }

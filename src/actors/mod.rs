@@ -15,6 +15,7 @@ pub mod cleanup;
 pub mod indexer;
 pub mod picker;
 pub mod puller;
+pub mod scanner;
 pub mod sealer;
 
 use std::cell::OnceCell;

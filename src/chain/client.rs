@@ -81,6 +81,39 @@ impl super::ChainSource for Reconnecting {
         })
     }
 
+    fn keys_paged(
+        &self,
+        prefix: Vec<u8>,
+        count: u32,
+        start: Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'_, Result<Vec<Vec<u8>>, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let started = std::time::Instant::now();
+            let r = c.keys_paged(prefix, count, start).await;
+            crate::metrics::observe_rpc("chain", "keys_paged", started.elapsed());
+            self.forget_on_unavailable(r)
+        })
+    }
+
+    fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let started = std::time::Instant::now();
+            let r = c.values(keys).await;
+            crate::metrics::observe_rpc("chain", "query_storage_at", started.elapsed());
+            self.forget_on_unavailable(r)
+        })
+    }
+
+    fn is_syncing(&self) -> LocalBoxFuture<'_, Result<bool, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.is_syncing().await;
+            self.forget_on_unavailable(r)
+        })
+    }
+
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
@@ -348,6 +381,47 @@ impl super::ChainSource for SubxtChain {
 
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(self.decode_block(number))
+    }
+
+    fn keys_paged(
+        &self,
+        prefix: Vec<u8>,
+        count: u32,
+        start: Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'_, Result<Vec<Vec<u8>>, ChainError>> {
+        Box::pin(async move {
+            self.rpc
+                .state_get_keys_paged(&prefix, count, start.as_deref(), None)
+                .await
+                .map_err(|e| ChainError::Unavailable(format!("state_getKeysPaged: {e}")))
+        })
+    }
+
+    fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
+        Box::pin(async move {
+            let sets = self
+                .rpc
+                .state_query_storage_at(keys.iter().map(|k| k.as_slice()), None)
+                .await
+                .map_err(|e| ChainError::Unavailable(format!("state_queryStorageAt: {e}")))?;
+            let mut found: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> = std::collections::HashMap::new();
+            for set in sets {
+                for (k, v) in set.changes {
+                    found.insert(k.0, v.map(|v| v.0));
+                }
+            }
+            Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
+        })
+    }
+
+    fn is_syncing(&self) -> LocalBoxFuture<'_, Result<bool, ChainError>> {
+        Box::pin(async move {
+            self.rpc
+                .system_health()
+                .await
+                .map(|h| h.is_syncing)
+                .map_err(|e| ChainError::Unavailable(format!("system_health: {e}")))
+        })
     }
 
     fn group(&self, account: [u8; 32]) -> LocalBoxFuture<'_, Result<super::GroupView, ChainError>> {

@@ -90,6 +90,25 @@ pub trait ChainSource {
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>>;
     /// The finalized block `number`, decoded into domain events.
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>>;
+    /// Up to `count` storage keys under `prefix` after `start`, at the finalized head (metadata-free paging).
+    fn keys_paged(
+        &self,
+        prefix: Vec<u8>,
+        count: u32,
+        start: Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'_, Result<Vec<Vec<u8>>, ChainError>> {
+        let _ = (prefix, count, start);
+        Box::pin(async { Err(ChainError::Unavailable("this chain source cannot page storage".into())) })
+    }
+    /// The values of `keys` (in order) at the finalized head, in one call.
+    fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
+        let _ = keys;
+        Box::pin(async { Err(ChainError::Unavailable("this chain source cannot read storage".into())) })
+    }
+    /// Whether the node is still syncing (`system_health`).
+    fn is_syncing(&self) -> LocalBoxFuture<'_, Result<bool, ChainError>> {
+        Box::pin(async { Ok(false) })
+    }
     /// The group of `account` at the finalized head.
     fn group(&self, account: [u8; 32]) -> LocalBoxFuture<'_, Result<GroupView, ChainError>> {
         let _ = account;
@@ -129,4 +148,56 @@ pub fn legacy_types() -> Result<scale_info_legacy::ChainTypeRegistry, String> {
         .map_err(|e| format!("crust_types.yaml: {e}"))?;
     types.extend(crust);
     Ok(types)
+}
+
+/// What the FilesV2 scanner keeps of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedFile {
+    pub cid: String,
+    pub size: u64,
+    pub expired_at: u32,
+    pub amount: u128,
+    pub replicas: u32,
+}
+
+/// Decodes the leading fields shared by `FileInfoV2` and the V1 `FileInfo` (file_size, spower, expired_at,
+/// calculated_at, amount, prepaid, reported_replica_count). The rest (replicas) is not needed by the scanner.
+pub fn decode_file_info(bytes: &[u8]) -> Result<(u64, u32, u128, u32), String> {
+    use parity_scale_codec::{Compact, Decode};
+    let mut i = bytes;
+    let size = u64::decode(&mut i).map_err(|e| format!("file_size: {e}"))?;
+    let _spower = u64::decode(&mut i).map_err(|e| format!("spower: {e}"))?;
+    let expired_at = u32::decode(&mut i).map_err(|e| format!("expired_at: {e}"))?;
+    let _calculated_at = u32::decode(&mut i).map_err(|e| format!("calculated_at: {e}"))?;
+    let amount = Compact::<u128>::decode(&mut i).map_err(|e| format!("amount: {e}"))?.0;
+    let _prepaid = Compact::<u128>::decode(&mut i).map_err(|e| format!("prepaid: {e}"))?.0;
+    let replicas = u32::decode(&mut i).map_err(|e| format!("reported_replica_count: {e}"))?;
+    Ok((size, expired_at, amount, replicas))
+}
+
+/// `report_slot`, the first field of a `WorkReport`.
+pub fn decode_report_slot(bytes: &[u8]) -> Result<u64, String> {
+    use parity_scale_codec::Decode;
+    u64::decode(&mut &bytes[..]).map_err(|e| format!("WorkReport.report_slot: {e}"))
+}
+
+#[cfg(test)]
+mod file_info_tests {
+    use super::*;
+    use parity_scale_codec::{Compact, Encode};
+
+    #[test]
+    fn decodes_file_info_v2_prefix() {
+        let mut b = 1234u64.encode();
+        b.extend(0u64.encode());
+        b.extend(99u32.encode());
+        b.extend(5u32.encode());
+        b.extend(Compact(10u128.pow(20)).encode());
+        b.extend(Compact(0u128).encode());
+        b.extend(7u32.encode());
+        b.extend(4u32.encode());
+        b.push(0);
+        assert_eq!(decode_file_info(&b), Ok((1234, 99, 10u128.pow(20), 7)));
+        assert!(decode_file_info(&b[..10]).is_err());
+    }
 }

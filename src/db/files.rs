@@ -48,7 +48,7 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
                     }
                 }
                 ChainEvent::Invalid { raw, reason } => {
-                    record_invalid(conn, raw, reason, number)?;
+                    record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
                     out.invalid += 1;
                 }
             }
@@ -164,7 +164,7 @@ fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, 
     Ok(true)
 }
 
-fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: i64) -> Result<(), DbError> {
+fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: Option<i64>) -> Result<(), DbError> {
     let key = if raw.len() > MAX_RAW_CID {
         let mut cut = MAX_RAW_CID;
         while !raw.is_char_boundary(cut) {
@@ -180,8 +180,8 @@ fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: i64) 
          ON CONFLICT (cid) DO UPDATE SET status = 'invalid', status_reason = EXCLUDED.status_reason, updated_at = now()",
     )
     .bind::<Text, _>(&key)
-    .bind::<Text, _>(format!("block {block}: {reason}"))
-    .bind::<BigInt, _>(block)
+    .bind::<Text, _>(reason)
+    .bind::<diesel::sql_types::Nullable<BigInt>, _>(block)
     .execute(conn)?;
     Ok(())
 }
@@ -401,4 +401,52 @@ pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>,
         .limit(limit)
         .select(File::as_select())
         .load(conn)?)
+}
+
+/// Multi-row upsert of scanned files and the scan cursor, in one transaction: expiry, replica count and amount
+/// are refreshed; new files enter as `new` (found by the scanner); CIDs that are not CIDs are recorded as invalid.
+pub fn upsert_scanned(
+    conn: &mut PgConnection,
+    rows: &[crate::chain::ScannedFile],
+    invalid: &[(String, String)],
+    cursor_key: &str,
+    round: i64,
+) -> Result<usize, DbError> {
+    use diesel::sql_types::{Array, Int4, Int8};
+    conn.transaction(|conn| {
+        let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
+        let sizes: Vec<i64> = rows.iter().map(|r| i64::try_from(r.size).unwrap_or(i64::MAX)).collect();
+        let amounts: Vec<BigDecimal> = rows.iter().map(|r| BigDecimal::from(r.amount)).collect();
+        let expiries: Vec<i64> = rows.iter().map(|r| i64::from(r.expired_at)).collect();
+        let replicas: Vec<i32> = rows
+            .iter()
+            .map(|r| i32::try_from(r.replicas).unwrap_or(i32::MAX))
+            .collect();
+        let n = diesel::sql_query(
+            "INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
+             SELECT cid, size, amount, expired, replicas, TRUE, 'new'
+               FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int4[])
+                    AS t(cid, size, amount, expired, replicas)
+             ON CONFLICT (cid) DO UPDATE SET
+               amount = EXCLUDED.amount,
+               expired_at = EXCLUDED.expired_at,
+               replicas = EXCLUDED.replicas,
+               seen_by_scan = TRUE,
+               size_bytes = CASE WHEN files.size_bytes = 0 THEN EXCLUDED.size_bytes ELSE files.size_bytes END,
+               updated_at = CASE WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
+                                      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
+                                 THEN now() ELSE files.updated_at END",
+        )
+        .bind::<Array<Text>, _>(&cids)
+        .bind::<Array<Int8>, _>(&sizes)
+        .bind::<Array<Numeric>, _>(&amounts)
+        .bind::<Array<Int8>, _>(&expiries)
+        .bind::<Array<Int4>, _>(&replicas)
+        .execute(conn)?;
+        for (raw, reason) in invalid {
+            record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
+        }
+        state::set_scan_cursor(conn, state::SCANNER_CURSOR, Some(cursor_key), round)?;
+        Ok(n)
+    })
 }

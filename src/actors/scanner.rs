@@ -1,0 +1,162 @@
+//! The FilesV2 scanner, run by the [`Indexer`](super::Indexer) actor: a full scan of `Market.FilesV2` in pages of
+//! keys (`state_getKeysPaged`), values fetched in batches (`state_queryStorageAt`) with bounded parallelism, each page
+//! upserted in one multi-row statement together with the cursor, so a restart resumes after the last stored key.
+//! The CID is decoded from the key with its real compact length. Between full scans it rests `chain.scanCooldownSecs`.
+//! A runtime without FilesV2 (before spec 17) is scanned through the V1 `Market.Files` map.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::indexer::FilesIndexed;
+use super::{Deps, SharedPeers};
+use crate::chain::{decode_file_info, keys, ChainError, ScannedFile};
+use crate::db::{files, state, DbError};
+
+/// One page's worth of decoded rows and invalid entries.
+fn decode_page(keys_and_values: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> (Vec<ScannedFile>, Vec<(String, String)>) {
+    let mut rows = Vec::with_capacity(keys_and_values.len());
+    let mut invalid = Vec::new();
+    for (key, value) in keys_and_values {
+        let cid = match keys::cid_from_files_key(&key) {
+            Ok(c) => c,
+            Err(e) => {
+                invalid.push((format!("0x{}", hex::encode(&key)), format!("undecodable key: {e}")));
+                continue;
+            }
+        };
+        if let Err(e) = crate::chain::client::parse_cid(cid.as_bytes()) {
+            invalid.push((cid, e));
+            continue;
+        }
+        // A key without a value was removed between paging and reading: skip it this round.
+        let Some(value) = value else { continue };
+        match decode_file_info(&value) {
+            Ok((size, expired_at, amount, replicas)) => rows.push(ScannedFile {
+                cid,
+                size,
+                expired_at,
+                amount,
+                replicas,
+            }),
+            Err(e) => invalid.push((cid, format!("FileInfo does not decode: {e}"))),
+        }
+    }
+    (rows, invalid)
+}
+
+/// Scans forever; returns only on a database error (the actor then restarts and resumes from the cursor).
+pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
+    let cfg = deps.settings.chain.clone();
+    let min_backoff = Duration::from_secs(cfg.reconnect_min_secs);
+    let max_backoff = Duration::from_secs(cfg.reconnect_max_secs);
+    let mut backoff = min_backoff;
+    loop {
+        let cursor = deps.db.run(|c| state::cursor(c, state::SCANNER_CURSOR)).await?;
+        let round = cursor.as_ref().map_or(0, |c| c.scan_round);
+        let mut start: Option<Vec<u8>> = cursor
+            .and_then(|c| c.scan_key)
+            .and_then(|k| hex::decode(k.trim_start_matches("0x")).ok());
+        // FilesV2 since spec 17; the V1 map before it.
+        let prefix = {
+            let v2 = keys::files_v2_prefix();
+            match deps.chain.keys_paged(v2.clone(), 1, None).await {
+                Ok(k) if k.is_empty() => match deps.chain.keys_paged(keys::files_v1_prefix(), 1, None).await {
+                    Ok(k1) if !k1.is_empty() => keys::files_v1_prefix(),
+                    _ => v2,
+                },
+                Ok(_) => v2,
+                Err(e) => {
+                    log::warn!(target: "smanager::scanner", "chain unavailable: {e}; retrying in {backoff:?}");
+                    actix_rt::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+        };
+        if start.is_none() {
+            log::info!(target: "smanager::scanner", "FilesV2 scan round {} starting", round + 1);
+        } else {
+            log::info!(target: "smanager::scanner", "FilesV2 scan round {} resuming from its cursor", round + 1);
+        }
+        let started = std::time::Instant::now();
+        let mut scanned = 0usize;
+        let finished = loop {
+            let page = match deps
+                .chain
+                .keys_paged(prefix.clone(), cfg.scan_page_size, start.clone())
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
+            if page.is_empty() {
+                break Ok(());
+            }
+            let last = page.last().cloned().unwrap_or_default();
+            let full = page.len() as u32 == cfg.scan_page_size;
+            let batches: Vec<Vec<Vec<u8>>> = page.chunks(cfg.scan_batch_size as usize).map(|c| c.to_vec()).collect();
+            let chain = deps.chain.clone();
+            let fetched: Vec<Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, ChainError>> = futures_util::stream::iter(batches)
+                .map(|batch| {
+                    let chain = chain.clone();
+                    async move {
+                        let values = chain.values(batch.clone()).await?;
+                        Ok(batch.into_iter().zip(values).collect())
+                    }
+                })
+                .buffered(cfg.scan_parallelism as usize)
+                .collect()
+                .await;
+            let mut all = Vec::with_capacity(page.len());
+            let mut failed = None;
+            for f in fetched {
+                match f {
+                    Ok(kv) => all.extend(kv),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            let (rows, invalid) = decode_page(all);
+            for (raw, why) in &invalid {
+                log::warn!(target: "smanager::scanner", "invalid FilesV2 entry {raw}: {why}");
+            }
+            let key_hex = format!("0x{}", hex::encode(&last));
+            let n = rows.len();
+            deps.db
+                .run(move |c| files::upsert_scanned(c, &rows, &invalid, &key_hex, round))
+                .await?;
+            scanned += n;
+            if let Some(p) = peers.get() {
+                p.picker.do_send(FilesIndexed { count: n });
+            }
+            start = Some(last);
+            if !full {
+                break Ok(());
+            }
+        };
+        match finished {
+            Ok(()) => {
+                let secs = started.elapsed().as_secs_f64();
+                log::info!(
+                    target: "smanager::scanner",
+                    "FilesV2 scan round {} done: {scanned} files in {secs:.1} s ({:.0}/s)",
+                    round + 1,
+                    scanned as f64 / secs.max(1e-3)
+                );
+                deps.db
+                    .run(move |c| state::set_scan_cursor(c, state::SCANNER_CURSOR, None, round + 1))
+                    .await?;
+                backoff = min_backoff;
+                actix_rt::time::sleep(Duration::from_secs(cfg.scan_cooldown_secs)).await;
+            }
+            Err(e) => {
+                log::warn!(target: "smanager::scanner", "scan interrupted: {e}; resuming from the cursor in {backoff:?}");
+                actix_rt::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}

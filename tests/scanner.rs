@@ -1,0 +1,157 @@
+//! The FilesV2 scanner against the devnet chain: a full scan stores every file once with its expiry, replicas and
+//! amount; interrupted mid-scan (the indexer actor restarted), it resumes from its persisted cursor.
+
+mod common;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use futures_util::future::LocalBoxFuture;
+
+use common::{eventually, TestDb};
+use smanager::actors::{self, Deps, RestartActor};
+use smanager::chain::{ChainError, ChainSource, GroupView, IndexedBlock};
+use smanager::db::schema::files;
+use smanager::db::state;
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::content::ContentStore;
+use smanager::ipfs::KuboClient;
+use smanager::sworker::SworkerClient;
+
+/// The real client, recording where each key page started.
+struct Recording {
+    inner: Rc<dyn ChainSource>,
+    starts: RefCell<Vec<Option<Vec<u8>>>>,
+}
+
+impl ChainSource for Recording {
+    fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
+        self.inner.finalized_head()
+    }
+    fn block(&self, n: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
+        self.inner.block(n)
+    }
+    fn group(&self, a: [u8; 32]) -> LocalBoxFuture<'_, Result<GroupView, ChainError>> {
+        self.inner.group(a)
+    }
+    fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
+        self.inner.values(keys)
+    }
+    fn keys_paged(
+        &self,
+        prefix: Vec<u8>,
+        count: u32,
+        start: Option<Vec<u8>>,
+    ) -> LocalBoxFuture<'_, Result<Vec<Vec<u8>>, ChainError>> {
+        if count > 1 && prefix == smanager::chain::keys::files_v2_prefix() {
+            self.starts.borrow_mut().push(start.clone());
+        }
+        Box::pin(async move {
+            // Slow pages down so the test can interrupt the scan in its middle.
+            actix_rt::time::sleep(Duration::from_millis(30)).await;
+            self.inner.keys_paged(prefix, count, start).await
+        })
+    }
+}
+
+#[actix_rt::test]
+async fn full_scan_and_resume_from_cursor() {
+    let t = TestDb::migrated();
+    let chain = DevChain::start(
+        ChainConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_ms: 0,
+            scenario: ScenarioConfig {
+                seed: 4,
+                order_rate: 2.0,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members: vec![account("m0")],
+            },
+            prefill: 3000,
+        },
+        Arc::new(ContentStore::new()),
+    )
+    .await
+    .expect("chain");
+    for _ in 0..5 {
+        chain.produce_block();
+    }
+    let expected = chain.with_state(|s| s.files.clone()).unwrap_or_default();
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_page_size = 100;
+    settings.chain.scan_batch_size = 30;
+    settings.chain.scan_cooldown_secs = 3600;
+    let recording = Rc::new(Recording {
+        inner: smanager::chain::client::connect(&settings.chain),
+        starts: RefCell::new(Vec::new()),
+    });
+    let peers = actors::start(Deps {
+        db: t.db(),
+        settings: Rc::new(settings),
+        chain: recording.clone(),
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/scanner".into(),
+    });
+    let cursor = |t: &TestDb| {
+        let mut c = t.conn();
+        state::cursor(&mut c, state::SCANNER_CURSOR).ok().flatten()
+    };
+    let mid = eventually(60, "scan half way", || {
+        let c = cursor(&t).filter(|c| c.scan_round == 0).and_then(|c| c.scan_key);
+        let scanned: i64 = files::table
+            .filter(files::seen_by_scan.eq(true))
+            .count()
+            .get_result(&mut t.conn())
+            .unwrap_or(0);
+        async move { c.filter(|_| scanned >= 1000).map(|k| k) }
+    })
+    .await;
+    peers.indexer.do_send(RestartActor);
+    eventually(120, "round complete", || {
+        let done = cursor(&t).is_some_and(|c| c.scan_round >= 1 && c.scan_key.is_none());
+        async move { done.then_some(()) }
+    })
+    .await;
+    smanager::app::shutdown(&peers).await;
+
+    // Resumed: after the restart, a page started at (or after) the cursor seen mid-scan, and the scan did not
+    // start over from the beginning within round 1.
+    let starts = recording.starts.borrow().clone();
+    let mid = hex::decode(mid.trim_start_matches("0x")).expect("hex");
+    assert!(
+        starts.iter().any(|s| s.as_ref().is_some_and(|k| k >= &mid)),
+        "pages continued past the cursor"
+    );
+    let pages_needed = expected.len() / 100 + 1;
+    assert!(
+        starts.len() <= pages_needed + 2,
+        "{} pages for {} keys: the restart re-scanned instead of resuming",
+        starts.len(),
+        expected.len()
+    );
+
+    // Every FilesV2 entry stored once, with the chain's values.
+    let mut c = t.conn();
+    let rows: Vec<(String, i64, i32, bigdecimal::BigDecimal)> = files::table
+        .filter(files::seen_by_scan.eq(true))
+        .select((files::cid, files::expired_at, files::replicas, files::amount))
+        .load(&mut c)
+        .expect("rows");
+    assert_eq!(rows.len(), expected.len(), "one row per FilesV2 entry");
+    for (cid, expired, replicas, amount) in rows {
+        let f = expected.get(&cid).unwrap_or_else(|| panic!("{cid} is not on chain"));
+        assert_eq!(expired, i64::from(f.expired_at), "{cid}");
+        assert_eq!(replicas as u32, f.reported_replica_count, "{cid}");
+        assert_eq!(amount, bigdecimal::BigDecimal::from(f.amount), "{cid}");
+    }
+    chain.stop().await;
+}
