@@ -13,8 +13,11 @@ use super::{Deps, SharedPeers};
 use crate::chain::{decode_file_info, keys, ChainError, ScannedFile};
 use crate::db::{files, state, DbError};
 
+/// Storage keys with their values (`None`: removed meanwhile).
+type KeyValues = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// One page's worth of decoded rows and invalid entries.
-fn decode_page(keys_and_values: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> (Vec<ScannedFile>, Vec<(String, String)>) {
+fn decode_page(keys_and_values: KeyValues) -> (Vec<ScannedFile>, Vec<(String, String)>) {
     let mut rows = Vec::with_capacity(keys_and_values.len());
     let mut invalid = Vec::new();
     for (key, value) in keys_and_values {
@@ -97,7 +100,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             let full = page.len() as u32 == cfg.scan_page_size;
             let batches: Vec<Vec<Vec<u8>>> = page.chunks(cfg.scan_batch_size as usize).map(|c| c.to_vec()).collect();
             let chain = deps.chain.clone();
-            let fetched: Vec<Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, ChainError>> = futures_util::stream::iter(batches)
+            let fetched: Vec<Result<KeyValues, ChainError>> = futures_util::stream::iter(batches)
                 .map(|batch| {
                     let chain = chain.clone();
                     async move {
