@@ -112,7 +112,7 @@ async fn full_scan_and_resume_from_cursor() {
             .count()
             .get_result(&mut t.conn())
             .unwrap_or(0);
-        async move { c.filter(|_| scanned >= 1000).map(|k| k) }
+        async move { c.filter(|_| scanned >= 1000) }
     })
     .await;
     peers.indexer.do_send(RestartActor);
