@@ -175,10 +175,12 @@ impl Scenario {
                     .is_none_or(|o| o.available);
                 (cid, size, available)
             } else {
+                let max = cfg.max_size.max(1_001);
+                let small = (512 * 1024).min(max);
                 let size = match rng.gen_range(0..100) {
-                    0..=69 => rng.gen_range(1_000..=512 * 1024),
-                    70..=94 => rng.gen_range(512 * 1024..=(2 * 1024 * 1024).min(cfg.max_size)),
-                    _ => rng.gen_range(1_000..=cfg.max_size.max(1_001)),
+                    0..=69 => rng.gen_range(1_000..=small),
+                    70..=94 => rng.gen_range(small..=(2 * 1024 * 1024).min(max)),
+                    _ => rng.gen_range(1_000..=max),
                 };
                 let available = !rng.gen_bool(cfg.unavailable_share.clamp(0.0, 1.0));
                 self.next_file += 1;

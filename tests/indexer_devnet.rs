@@ -1,0 +1,203 @@
+//! The indexer against the devnet chain through the real subxt client: every order the scenario placed is stored
+//! exactly once with its size, tips and owner, and every close is recorded — across an actor restart and across a
+//! SIGKILL of the whole process in the middle of a catch-up.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bigdecimal::BigDecimal;
+use diesel::prelude::*;
+
+use common::{eventually, TestDb};
+use smanager::actors::indexer::GetProgress;
+use smanager::actors::{self, Deps, RestartActor};
+use smanager::db::schema::{file_owners, files};
+use smanager::db::{state, FileStatus};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, GroupSpec, ScenarioConfig};
+use smanager::devnet::content::ContentStore;
+use smanager::ipfs::KuboClient;
+use smanager::sworker::SworkerClient;
+
+const BLOCKS: u32 = 150;
+
+async fn chain_with_history() -> DevChain {
+    let chain = DevChain::start(
+        ChainConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_ms: 0,
+            scenario: ScenarioConfig {
+                seed: 21,
+                order_rate: 3.0,
+                max_size: 300_000,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members: vec![account("m0")],
+            },
+            prefill: 0,
+        },
+        Arc::new(ContentStore::new()),
+    )
+    .await
+    .expect("chain");
+    for _ in 0..BLOCKS {
+        chain.produce_block();
+    }
+    chain
+}
+
+fn seed_cursor(t: &TestDb) {
+    let mut c = t.conn();
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+}
+
+fn indexed_block(t: &TestDb) -> i64 {
+    let mut c = t.conn();
+    state::cursor(&mut c, state::INDEXER_CURSOR)
+        .ok()
+        .flatten()
+        .and_then(|c| c.block_number)
+        .unwrap_or(-1)
+}
+
+/// The database against the scenario's ground truth.
+fn check(t: &TestDb, truth: &GroundTruth) {
+    let mut c = t.conn();
+    let mut want: HashMap<&str, (u64, BigDecimal, HashMap<&str, i32>)> = HashMap::new();
+    for o in &truth.orders {
+        let e = want
+            .entry(&o.cid)
+            .or_insert((o.size, BigDecimal::from(0), HashMap::new()));
+        e.1 += BigDecimal::from(o.tips);
+        *e.2.entry(&o.owner).or_insert(0) += 1;
+    }
+    let rows: Vec<(String, i64, BigDecimal)> = files::table
+        .filter(files::seen_by_event.eq(true))
+        .select((files::cid, files::size_bytes, files::tips))
+        .load(&mut c)
+        .expect("files");
+    assert_eq!(rows.len(), want.len(), "one row per ordered CID");
+    for (cid, size, tips) in rows {
+        let (wsize, wtips, wowners) = want
+            .get(cid.as_str())
+            .unwrap_or_else(|| panic!("{cid} was never ordered"));
+        assert_eq!(size as u64, *wsize, "{cid} size");
+        assert_eq!(&tips, wtips, "{cid} tips (an order applied twice would add them twice)");
+        let owners: Vec<(String, i32)> = file_owners::table
+            .filter(file_owners::cid.eq(&cid))
+            .select((file_owners::owner, file_owners::orders))
+            .load(&mut c)
+            .expect("owners");
+        let owners: HashMap<&str, i32> = owners.iter().map(|(o, n)| (o.as_str(), *n)).collect();
+        assert_eq!(&owners, wowners, "{cid} owners");
+    }
+    for close in &truth.closes {
+        let s: FileStatus = files::table
+            .find(&close.cid)
+            .select(files::status)
+            .first(&mut c)
+            .expect("closed file");
+        assert!(
+            matches!(s, FileStatus::Closed | FileStatus::Cleaned),
+            "{} closed, found {s}",
+            close.cid
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn actor_restarts_during_catch_up_miss_and_duplicate_nothing() {
+    let chain = chain_with_history().await;
+    let t = TestDb::migrated();
+    seed_cursor(&t);
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_cooldown_secs = 3600;
+    let settings = Rc::new(settings);
+    let peers = actors::start(Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/indexer-devnet".into(),
+    });
+    for target in [30i64, 80] {
+        eventually(120, "catch-up in progress", || {
+            let b = indexed_block(&t);
+            async move { (b >= target).then_some(()) }
+        })
+        .await;
+        peers.indexer.do_send(RestartActor);
+    }
+    eventually(180, "caught up", || {
+        let b = indexed_block(&t);
+        async move { (b >= i64::from(BLOCKS)).then_some(()) }
+    })
+    .await;
+    let p = peers.indexer.send(GetProgress).await.expect("progress");
+    assert!(p.starts >= 3, "{p:?}");
+    check(&t, &chain.ground_truth());
+    smanager::app::shutdown(&peers).await;
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn sigkill_during_catch_up_misses_and_duplicates_nothing() {
+    let chain = chain_with_history().await;
+    let t = TestDb::migrated();
+    seed_cursor(&t);
+    let start = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smanager"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SMANAGER") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("run")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env(
+                "SMANAGER__CHAIN__ACCOUNT",
+                smanager::chain::ss58::encode(66, &account("m0")),
+            )
+            .env("SMANAGER__CHAIN__END_POINT", chain.ws_url())
+            .env("SMANAGER__CHAIN__POLL_INTERVAL_MS", "100")
+            .env("SMANAGER__SWORKER__END_POINT", "http://127.0.0.1:9")
+            .env("SMANAGER__IPFS__END_POINT", "http://127.0.0.1:9")
+            .env("SMANAGER__DATABASE__URL", &t.url)
+            .env("SMANAGER__ADMIN__BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smanager")
+    };
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while indexed_block(&t) < 40 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(child.try_wait().expect("wait").is_none(), "smanager exited");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let killed_at = indexed_block(&t);
+    assert!(killed_at < i64::from(BLOCKS), "killed in the middle of the catch-up");
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while indexed_block(&t) < i64::from(BLOCKS) {
+        assert!(Instant::now() < deadline, "no progress after restart");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    check(&t, &chain.ground_truth());
+    chain.stop().await;
+}
