@@ -28,6 +28,7 @@ pub struct Metrics {
     pub seals_total: IntCounterVec,
     pub cleanups_total: IntCounterVec,
     pub indexed_orders_total: IntCounter,
+    pub undecodable_blocks_total: IntCounter,
     pub pin_duration_seconds: HistogramVec,
     pub seal_duration_seconds: HistogramVec,
     pub rpc_duration_seconds: HistogramVec,
@@ -98,6 +99,16 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             .unwrap_or_else(|e| panic!("indexed_orders_total: {e}"));
             r.register(Box::new(c.clone()))
                 .unwrap_or_else(|e| panic!("indexed_orders_total: {e}"));
+            c
+        },
+        undecodable_blocks_total: {
+            let c = IntCounter::with_opts(
+                Opts::new("undecodable_blocks_total", "Blocks recorded as undecodable and passed.")
+                    .namespace("smanager"),
+            )
+            .unwrap_or_else(|e| panic!("undecodable_blocks_total: {e}"));
+            r.register(Box::new(c.clone()))
+                .unwrap_or_else(|e| panic!("undecodable_blocks_total: {e}"));
             c
         },
         pin_duration_seconds: histogram_vec(

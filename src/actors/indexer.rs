@@ -11,6 +11,9 @@ use actix::prelude::*;
 use super::{Deps, RestartActor, SharedPeers, Shutdown};
 use crate::db::{files, state, DbError};
 
+/// Attempts before an undecodable block is recorded and passed.
+const DECODE_ATTEMPTS: u32 = 3;
+
 /// Wakes the picker: new orders are in the database.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -209,6 +212,7 @@ async fn follow(
     let mut last_new_head = std::time::Instant::now();
     let watchdog = Duration::from_secs(cfg.finalized_timeout_secs);
     let mut synced = false;
+    let mut decode_failures = 0u32;
     loop {
         if last_new_head.elapsed() > watchdog {
             // The restart policy brings the process back with a fresh connection (the TypeScript manager's rule).
@@ -253,8 +257,30 @@ async fn follow(
         let mut next = progress.get().next_block.unwrap_or(head);
         while next <= head {
             let block = match deps.chain.block(next).await {
-                Ok(b) => b,
+                Ok(b) => {
+                    decode_failures = 0;
+                    b
+                }
+                Err(crate::chain::ChainError::Decode { number, reason }) if decode_failures + 1 >= DECODE_ATTEMPTS => {
+                    // Recorded and passed, never silently skipped: operators see it in the log, the metrics and
+                    // `kv_state.undecodable_blocks`.
+                    log::error!(target: "smanager::indexer", "block {number} cannot be decoded after {DECODE_ATTEMPTS} attempts, recording it and moving on: {reason}");
+                    crate::metrics::METRICS.undecodable_blocks_total.inc();
+                    let why = reason.clone();
+                    deps.db
+                        .run(move |c| files::record_undecodable_block(c, number, "", &why))
+                        .await?;
+                    decode_failures = 0;
+                    next = number + 1;
+                    let mut p = progress.get();
+                    p.next_block = Some(next);
+                    progress.set(p);
+                    continue;
+                }
                 Err(e) => {
+                    if matches!(e, crate::chain::ChainError::Decode { .. }) {
+                        decode_failures += 1;
+                    }
                     log::warn!(target: "smanager::indexer", "block {next}: {e}; retrying in {backoff:?}");
                     actix_rt::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(max_backoff);

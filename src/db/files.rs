@@ -165,6 +165,14 @@ fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, 
 }
 
 fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: Option<i64>) -> Result<(), DbError> {
+    // PostgreSQL text cannot hold NUL, and control characters help nobody: keep them escaped.
+    let escaped: String;
+    let raw = if raw.chars().any(char::is_control) {
+        escaped = raw.escape_debug().to_string();
+        escaped.as_str()
+    } else {
+        raw
+    };
     let key = if raw.len() > MAX_RAW_CID {
         let mut cut = MAX_RAW_CID;
         while !raw.is_char_boundary(cut) {
@@ -180,7 +188,7 @@ fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: Optio
          ON CONFLICT (cid) DO UPDATE SET status = 'invalid', status_reason = EXCLUDED.status_reason, updated_at = now()",
     )
     .bind::<Text, _>(&key)
-    .bind::<Text, _>(reason)
+    .bind::<Text, _>(reason.replace('\0', "\\0"))
     .bind::<diesel::sql_types::Nullable<BigInt>, _>(block)
     .execute(conn)?;
     Ok(())
@@ -448,5 +456,20 @@ pub fn upsert_scanned(
         }
         state::set_scan_cursor(conn, state::SCANNER_CURSOR, Some(cursor_key), round)?;
         Ok(n)
+    })
+}
+
+/// A block that cannot be decoded after retries: recorded (`kv_state.undecodable_blocks`, logged by the caller) and
+/// passed, in the transaction that moves the cursor, so the indexer neither stops forever nor skips it silently.
+pub fn record_undecodable_block(conn: &mut PgConnection, number: u64, hash: &str, reason: &str) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        let n = block_i64(number)?;
+        let mut list: Vec<serde_json::Value> = state::kv_get(conn, state::KV_UNDECODABLE_BLOCKS)?.unwrap_or_default();
+        list.push(serde_json::json!({"number": n, "hash": hash, "reason": reason, "at": Utc::now()}));
+        if list.len() > 1000 {
+            list.remove(0);
+        }
+        state::kv_set(conn, state::KV_UNDECODABLE_BLOCKS, &list)?;
+        state::set_block_cursor(conn, INDEXER_CURSOR, n, hash)
     })
 }

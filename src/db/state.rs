@@ -20,6 +20,8 @@ pub const KV_FINALIZED: &str = "chain_finalized";
 pub const KV_GROUP: &str = "group";
 /// kv key: number of live nodes (work reports in the last slots).
 pub const KV_NODE_COUNT: &str = "node_count";
+/// kv key: blocks that could not be decoded, `[{number, hash, reason, at}]`, kept for operators.
+pub const KV_UNDECODABLE_BLOCKS: &str = "undecodable_blocks";
 /// kv key: `true` while an operator paused picking.
 pub const KV_PICKING_PAUSED: &str = "picking_paused";
 

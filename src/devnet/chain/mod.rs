@@ -202,6 +202,14 @@ impl ChainState {
         });
     }
 
+    /// Queues raw extrinsic bytes (with their length prefix), e.g. garbage that no decoder accepts.
+    pub fn submit_raw(&mut self, extrinsic: Vec<u8>) {
+        self.queued.push(Tx {
+            extrinsic,
+            events: vec![],
+        });
+    }
+
     /// Builds, applies and finalizes the next block.
     pub fn produce(&mut self) -> Header {
         let number = self.number() + 1;
@@ -425,6 +433,20 @@ impl DevChain {
     pub fn close_now(&self, cid: &str, illegal: bool) {
         if let Ok(mut c) = self.shared.lock() {
             c.scenario.manual_closes.push((cid.to_string(), illegal));
+        }
+    }
+
+    /// An order whose MerkleRoot is these raw bytes (not UTF-8, not a CID, oversized…), in the next block.
+    pub fn order_raw(&self, merkle_root: Vec<u8>, size: u64) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.scenario.raw_orders.push((merkle_root, size));
+        }
+    }
+
+    /// Makes the next block carry an extrinsic nothing can decode.
+    pub fn inject_garbage(&self) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.scenario.garbage = true;
         }
     }
 

@@ -91,6 +91,10 @@ pub struct Scenario {
     pub manual: Vec<(String, u64, u128)>,
     /// Closes tests asked for, applied in the next block.
     pub manual_closes: Vec<(String, bool)>,
+    /// Orders with arbitrary MerkleRoot bytes (bad input), placed in the next block.
+    pub raw_orders: Vec<(Vec<u8>, u64)>,
+    /// Put an undecodable extrinsic into the next block.
+    pub garbage: bool,
     next_file: u64,
 }
 
@@ -307,6 +311,20 @@ impl Scenario {
     }
 
     fn apply_manual(&mut self, st: &mut ChainState, now: u32) {
+        for (raw, size) in std::mem::take(&mut self.raw_orders) {
+            let who = account("mallory");
+            let mut call = vec![index::MARKET, 0];
+            raw.encode_to(&mut call);
+            size.encode_to(&mut call);
+            Compact(0u128).encode_to(&mut call);
+            Vec::<u8>::new().encode_to(&mut call);
+            let mut ev = who.to_vec();
+            raw.encode_to(&mut ev);
+            st.submit(&who, call, vec![(index::MARKET, 0, ev)]);
+        }
+        if std::mem::take(&mut self.garbage) {
+            st.submit_raw(vec![0xde, 0xad, 0xbe, 0xef, 0xff].encode());
+        }
         for (cid, size, tips) in std::mem::take(&mut self.manual) {
             let who = account("alice");
             self.truth.orders.push(OrderTruth {

@@ -1,0 +1,124 @@
+//! Bad chain data never crashes the indexer and is never skipped silently: MerkleRoots that are not UTF-8, not a
+//! CID or oversized are stored as `invalid` files with the block number; a block that cannot be decoded is recorded
+//! and passed; orders after them are indexed normally.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use common::{eventually, TestDb};
+use smanager::actors::{self, Deps};
+use smanager::db::schema::files;
+use smanager::db::{state, FileStatus};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::content::ContentStore;
+use smanager::ipfs::KuboClient;
+use smanager::sworker::SworkerClient;
+
+#[actix_rt::test]
+async fn bad_merkle_roots_and_undecodable_blocks() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(
+        ChainConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_ms: 0,
+            scenario: ScenarioConfig {
+                order_rate: 0.0,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members: vec![account("m0")],
+            },
+            prefill: 0,
+        },
+        Arc::new(content.clone()),
+    )
+    .await
+    .expect("chain");
+    chain.order_raw(vec![0xff, 0xfe, 0x00, 0x80], 10);
+    chain.order_raw(b"hello-this-is-not-a-cid".to_vec(), 10);
+    chain.order_raw(vec![b'Q'; 10_000], 10);
+    chain.produce_block(); // 1: bad MerkleRoots
+    chain.inject_garbage();
+    let garbage_block = chain.produce_block(); // 2: undecodable
+    let good = content.build(77, 1000, false, true).cid;
+    chain.order_now(&good, 1000, 5);
+    let last = chain.produce_block(); // 3: a normal order
+
+    if std::env::var("DEBUG_BAD_INPUT").is_ok() {
+        use smanager::chain::ChainSource;
+        let c = smanager::chain::client::SubxtChain::connect(&chain.ws_url())
+            .await
+            .expect("connect");
+        for n in 1..=3 {
+            eprintln!("block {n}: {:?}", c.block(n).await);
+        }
+    }
+    let t = TestDb::migrated();
+    {
+        let mut c = t.conn();
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    }
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_cooldown_secs = 3600;
+    let settings = Rc::new(settings);
+    let peers = actors::start(Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/bad-input".into(),
+    });
+    eventually(120, "indexed past the bad blocks", || {
+        let mut c = t.conn();
+        let b = state::cursor(&mut c, state::INDEXER_CURSOR)
+            .ok()
+            .flatten()
+            .and_then(|c| c.block_number);
+        async move { (b >= Some(i64::from(last))).then_some(()) }
+    })
+    .await;
+    let mut c = t.conn();
+    let invalid: Vec<(String, Option<String>)> = files::table
+        .filter(files::status.eq(FileStatus::Invalid))
+        .select((files::cid, files::status_reason))
+        .load(&mut c)
+        .expect("invalid rows");
+    assert_eq!(invalid.len(), 3, "{invalid:?}");
+    assert!(
+        invalid
+            .iter()
+            .all(|(_, r)| r.as_deref().is_some_and(|r| r.starts_with("block 1:"))),
+        "{invalid:?}"
+    );
+    assert!(invalid
+        .iter()
+        .any(|(_, r)| r.as_deref().is_some_and(|r| r.contains("not UTF-8"))));
+    assert!(invalid
+        .iter()
+        .any(|(_, r)| r.as_deref().is_some_and(|r| r.contains("not a CID"))));
+    assert!(invalid
+        .iter()
+        .any(|(_, r)| r.as_deref().is_some_and(|r| r.contains("too long"))));
+    let recorded: Vec<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS)
+        .expect("kv")
+        .unwrap_or_default();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["number"], i64::from(garbage_block));
+    let status: FileStatus = files::table
+        .find(&good)
+        .select(files::status)
+        .first(&mut c)
+        .expect("good order");
+    assert_ne!(status, FileStatus::Invalid);
+    smanager::app::shutdown(&peers).await;
+    chain.stop().await;
+}
