@@ -62,11 +62,13 @@ if command -v npm >/dev/null 2>&1; then
   export JSIPFS_DIR="$PWD/.cache/jsipfs"
   install_npm_peer polkadotjs
   export POLKADOTJS_DIR="$PWD/.cache/polkadotjs"
+  install_npm_peer chopsticks
+  export CHOPSTICKS_DIR="$PWD/.cache/chopsticks"
 elif [ -n "$CI" ]; then
-  echo "npm is required under CI=true (tests use js-ipfs and polkadot.js as real peers)" >&2
+  echo "npm is required under CI=true (tests use js-ipfs, polkadot.js and chopsticks as real peers)" >&2
   exit 1
 else
-  skip "npm not installed: tests that need js-ipfs or polkadot.js will be skipped"
+  skip "npm not installed: tests that need js-ipfs, polkadot.js or chopsticks will be skipped"
 fi
 
 # --- Chromium (status page test) ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ set -u
 PORT=$1
 DIR=${CHOPSTICKS_DIR:-$(cd "$(dirname "$0")" && pwd)}
 cd "$DIR" || exit 1
-node -e 'const s=require("@substrate/connect-known-chains/dist/commonjs/specs/rococo_v2_2_asset_hub.js"); require("fs").writeFileSync("asset-hub.json", s.chainSpec)' || exit 1
+node -e 'const s=require(require("path").resolve("node_modules/@substrate/connect-known-chains/dist/commonjs/specs/rococo_v2_2_asset_hub.js")); require("fs").writeFileSync("asset-hub.json", s.chainSpec)' || exit 1
 nohup node_modules/.bin/chopsticks --genesis asset-hub.json --host 127.0.0.1 --port "$PORT" > "chopsticks-$PORT.log" 2>&1 &
 echo $! > "chopsticks-$PORT.pid"
 for _ in $(seq 1 600); do
