@@ -21,6 +21,11 @@ pub enum Command {
     Run,
     /// The whole stack on loopback: simulated Crust chain, sWorker and IPFS, a PostgreSQL, and smanager.
     Devnet(crate::devnet::run::DevnetArgs),
+    /// Indexing benchmark: FilesV2 scan orders/s, catch-up blocks/s and peak RSS, as one JSON line.
+    Bench(crate::bench::BenchArgs),
+    /// The benchmark's devnet chain process (internal).
+    #[command(hide = true)]
+    DevnetChain(crate::bench::DevnetChainArgs),
     /// Apply database migrations (they also run at start-up).
     Migrate {
         /// Revert every migration instead (drops all smanager tables).

@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod bench;
 pub mod chain;
 pub mod cli;
 pub mod commands;

@@ -18,7 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !matches!(cli.command, Command::Devnet(_)) {
+    if !matches!(
+        cli.command,
+        Command::Devnet(_) | Command::Bench(_) | Command::DevnetChain(_)
+    ) {
         logging::init(settings.log.format);
     }
     let result = match cli.command {
@@ -44,6 +47,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Devnet(args) => smanager::devnet::run::run(args, settings.log.format),
+        Command::Bench(args) => smanager::bench::run(args),
+        Command::DevnetChain(args) => smanager::bench::devnet_chain(args),
         Command::Migrate { revert_all } => commands::migrate(&settings, revert_all),
         Command::Status { json } => commands::status(&settings, json),
         Command::Files(f) => commands::files(&settings, f),

@@ -7,9 +7,13 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::StreamExt;
 
 use super::{Deps, RestartActor, SharedPeers, Shutdown};
 use crate::db::{files, state, DbError};
+
+/// Blocks fetched ahead of the one being applied during a catch-up.
+const PREFETCH_BLOCKS: usize = 16;
 
 /// Attempts before an undecodable block is recorded and passed.
 const DECODE_ATTEMPTS: u32 = 3;
@@ -255,8 +259,16 @@ async fn follow(
             last_new_head = std::time::Instant::now();
         }
         let mut next = progress.get().next_block.unwrap_or(head);
-        while next <= head {
-            let block = match deps.chain.block(next).await {
+        // Blocks are fetched ahead (in parallel) and applied strictly in order.
+        let chain = deps.chain.clone();
+        let mut blocks = futures_util::stream::iter(next..=head)
+            .map(move |n| {
+                let chain = chain.clone();
+                async move { chain.block(n).await }
+            })
+            .buffered(PREFETCH_BLOCKS);
+        while let Some(fetched) = blocks.next().await {
+            let block = match fetched {
                 Ok(b) => {
                     decode_failures = 0;
                     b

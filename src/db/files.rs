@@ -36,12 +36,16 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
             out.already_applied = true;
             return Ok(out);
         }
+        let mut run: Vec<&FileOrder> = Vec::new();
         for event in &block.events {
+            if let ChainEvent::Ordered(order) = event {
+                run.push(order);
+                continue;
+            }
+            // Orders are applied in runs (one statement per table), closes and bad data one by one, in chain order.
+            out.ordered += upsert_orders(conn, &std::mem::take(&mut run), number)?;
             match event {
-                ChainEvent::Ordered(order) => {
-                    upsert_order(conn, order, number)?;
-                    out.ordered += 1;
-                }
+                ChainEvent::Ordered(_) => {}
                 ChainEvent::Closed { cid, reason } => {
                     if close_file(conn, cid, reason.as_str())? {
                         out.closed += 1;
@@ -53,6 +57,7 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
                 }
             }
         }
+        out.ordered += upsert_orders(conn, &run, number)?;
         state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
         let head = ChainHead {
             number,
@@ -78,13 +83,29 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
     i64::try_from(n).map_err(|_| DbError::Invalid(format!("block number {n} out of range")))
 }
 
-/// A new order, or a repeat order on a known CID (tips add up, a closed file becomes live again and its pending
-/// cleanup is cancelled).
-fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Result<(), DbError> {
-    let size = i64::try_from(order.size).map_err(|_| DbError::Invalid(format!("size {} out of range", order.size)))?;
+/// New orders, or repeat orders on known CIDs, in three statements: tips add up, a closed file becomes live again
+/// and its pending cleanup is cancelled, owners count their orders. Returns how many orders were applied.
+fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> Result<usize, DbError> {
+    use diesel::sql_types::{Array, Int4};
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    // One row per CID and per (CID, owner): a statement may not update the same row twice.
+    let mut by_cid: BTreeMap<&str, (i64, BigDecimal)> = BTreeMap::new();
+    let mut by_owner: BTreeMap<(&str, &str), i32> = BTreeMap::new();
+    for o in orders {
+        let size = i64::try_from(o.size).map_err(|_| DbError::Invalid(format!("size {} out of range", o.size)))?;
+        let e = by_cid.entry(o.cid.as_str()).or_insert((size, BigDecimal::from(0)));
+        e.1 += BigDecimal::from(o.tips);
+        *by_owner.entry((o.cid.as_str(), o.owner.as_str())).or_insert(0) += 1;
+    }
+    let cids: Vec<&str> = by_cid.keys().copied().collect();
+    let sizes: Vec<i64> = by_cid.values().map(|v| v.0).collect();
+    let tips: Vec<BigDecimal> = by_cid.values().map(|v| v.1.clone()).collect();
     diesel::sql_query(
         "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, last_order_block, status)
-         VALUES ($1, $2, $3, TRUE, $4, $4, 'new')
+         SELECT cid, size, tips, TRUE, $4, $4, 'new'
+           FROM UNNEST($1::text[], $2::int8[], $3::numeric[]) AS t(cid, size, tips)
          ON CONFLICT (cid) DO UPDATE SET
            tips = files.tips + EXCLUDED.tips,
            size_bytes = CASE WHEN files.size_bytes = 0 THEN EXCLUDED.size_bytes ELSE files.size_bytes END,
@@ -96,22 +117,28 @@ fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Resul
            attempts = CASE WHEN files.status IN ('closed', 'cleaned') THEN 0 ELSE files.attempts END,
            updated_at = now()",
     )
-    .bind::<Text, _>(&order.cid)
-    .bind::<BigInt, _>(size)
-    .bind::<Numeric, _>(BigDecimal::from(order.tips))
+    .bind::<Array<Text>, _>(&cids)
+    .bind::<Array<BigInt>, _>(&sizes)
+    .bind::<Array<Numeric>, _>(&tips)
     .bind::<BigInt, _>(block)
     .execute(conn)?;
+    let ocids: Vec<&str> = by_owner.keys().map(|k| k.0).collect();
+    let owners: Vec<&str> = by_owner.keys().map(|k| k.1).collect();
+    let counts: Vec<i32> = by_owner.values().copied().collect();
     diesel::sql_query(
-        "INSERT INTO file_owners (cid, owner, orders, first_block, last_block) VALUES ($1, $2, 1, $3, $3)
-         ON CONFLICT (cid, owner) DO UPDATE SET orders = file_owners.orders + 1, last_block = EXCLUDED.last_block",
+        "INSERT INTO file_owners (cid, owner, orders, first_block, last_block)
+         SELECT cid, owner, n, $4, $4 FROM UNNEST($1::text[], $2::text[], $3::int4[]) AS t(cid, owner, n)
+         ON CONFLICT (cid, owner) DO UPDATE SET orders = file_owners.orders + EXCLUDED.orders,
+                                                last_block = EXCLUDED.last_block",
     )
-    .bind::<Text, _>(&order.cid)
-    .bind::<Text, _>(&order.owner)
+    .bind::<Array<Text>, _>(&ocids)
+    .bind::<Array<Text>, _>(&owners)
+    .bind::<Array<Int4>, _>(&counts)
     .bind::<BigInt, _>(block)
     .execute(conn)?;
     diesel::update(
         cleanups::table
-            .filter(cleanups::cid.eq(&order.cid))
+            .filter(cleanups::cid.eq_any(&cids))
             .filter(cleanups::status.eq(CleanupStatus::Pending)),
     )
     .set((
@@ -120,7 +147,7 @@ fn upsert_order(conn: &mut PgConnection, order: &FileOrder, block: i64) -> Resul
         cleanups::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)?;
-    Ok(())
+    Ok(orders.len())
 }
 
 /// Marks a file closed and queues its cleanup. A file never seen before is recorded too: it may have been stored by

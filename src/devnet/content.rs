@@ -247,3 +247,19 @@ mod tests {
         assert_eq!(bs58::encode(parsed.hash().to_bytes()).into_string(), a.cid);
     }
 }
+
+/// CIDs without content, for benchmarks that need millions of orders: valid CID text derived from the seed, no DAG.
+#[derive(Clone, Default)]
+pub struct SyntheticContent;
+
+impl ContentSource for SyntheticContent {
+    fn create(&self, seed: u64, size: u64, v1: bool, _available: bool) -> String {
+        let digest = sp_crypto_hashing::blake2_256(&[seed.to_le_bytes(), size.to_le_bytes()].concat());
+        let mh = Multihash::<64>::wrap(SHA2_256, &digest).unwrap_or_default();
+        if v1 {
+            Cid::new_v1(DAG_PB, mh).to_string()
+        } else {
+            Cid::new_v0(mh).map(|c| c.to_string()).unwrap_or_default()
+        }
+    }
+}

@@ -166,18 +166,15 @@ impl Scenario {
             let user = USERS[rng.gen_range(0..USERS.len())];
             let who = account(user);
             let tips: u128 = rng.gen_range(0..5_000_000_000u128);
-            let live: Vec<&String> = st.files.keys().collect();
-            let repeat = !self.truth.orders.is_empty() && rng.gen_bool(0.1) && !live.is_empty();
-            let (cid, size, available) = if repeat {
-                let cid = live[rng.gen_range(0..live.len())].clone();
-                let size = st.files.get(&cid).map_or(1, |f| f.file_size);
-                let available = self
-                    .truth
-                    .orders
-                    .iter()
-                    .find(|o| o.cid == cid)
-                    .is_none_or(|o| o.available);
-                (cid, size, available)
+            // A repeat order picks an earlier order whose file is still live (cheap with millions of files).
+            let earlier = if !self.truth.orders.is_empty() && rng.gen_bool(0.1) {
+                let o = &self.truth.orders[rng.gen_range(0..self.truth.orders.len())];
+                st.files.get(&o.cid).map(|f| (o.cid.clone(), f.file_size, o.available))
+            } else {
+                None
+            };
+            let (cid, size, available) = if let Some(e) = earlier {
+                e
             } else {
                 let max = cfg.max_size.max(1_001);
                 let small = (512 * 1024).min(max);
@@ -235,20 +232,29 @@ impl Scenario {
         // Replicas: files ordered a few blocks ago get one from the group (the spower superior reports them).
         let superior = account("superior");
         let mut updates = Vec::new();
-        for o in self.truth.orders.iter().filter(|o| o.block + 3 == now && o.available) {
-            if st.add_replica(&o.cid, &group.owner, &group.members[0], now) {
+        let replicating: Vec<String> = if now >= 3 {
+            self.orders_of_block(now - 3)
+                .iter()
+                .filter(|o| o.available)
+                .map(|o| o.cid.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for cid in replicating {
+            if st.add_replica(&cid, &group.owner, &group.members[0], now) {
                 self.truth.replicas_added += 1;
-                updates.push(o.cid.clone());
+                updates.push(cid);
             }
         }
         // Closes: a share of files close `close_after_blocks` after their order; a few of the unreplicated ones
         // are closed as illegal.
         let mut closing: Vec<(String, bool)> = Vec::new();
-        for o in self
-            .truth
-            .orders
+        let due = now.checked_sub(cfg.close_after_blocks);
+        for o in due
+            .map_or(&[][..], |b| self.orders_of_block(b))
             .iter()
-            .filter(|o| o.block + cfg.close_after_blocks == now && !o.in_batch)
+            .filter(|o| !o.in_batch)
         {
             if st.files.contains_key(&o.cid) && rng.gen_bool(cfg.close_share.clamp(0.0, 1.0)) {
                 let illegal = st.files.get(&o.cid).is_some_and(|f| f.replicas.is_empty());
@@ -284,6 +290,13 @@ impl Scenario {
         for (cid, illegal) in closing {
             self.close(st, &cid, illegal, now);
         }
+    }
+
+    /// Orders placed in `block` (orders are recorded in block order).
+    fn orders_of_block(&self, block: u32) -> &[OrderTruth] {
+        let lo = self.truth.orders.partition_point(|o| o.block < block);
+        let hi = self.truth.orders.partition_point(|o| o.block <= block);
+        &self.truth.orders[lo..hi]
     }
 
     fn close(&mut self, st: &mut ChainState, cid: &str, illegal: bool, now: u32) {
