@@ -77,6 +77,24 @@ impl Actor for Cleanup {
         self.running = false;
         let every = Duration::from_secs(self.deps.settings.cleanup.interval_secs);
         ctx.run_interval(every, |act, ctx| act.pass(ctx));
+        // IPFS garbage collection frees what deleted files left behind (off when the interval is 0).
+        let gc = self.deps.settings.ipfs.gc_interval_secs;
+        if gc > 0 {
+            ctx.run_interval(Duration::from_secs(gc), |act, ctx| {
+                if act.stopped {
+                    return;
+                }
+                let ipfs = act.deps.ipfs.clone();
+                let fut = async move {
+                    let started = std::time::Instant::now();
+                    match ipfs.repo_gc(Duration::from_secs(6 * 3600)).await {
+                        Ok(n) => log::info!(target: "smanager::cleanup", "IPFS repo/gc removed {n} block(s) in {:?}", started.elapsed()),
+                        Err(e) => log::warn!(target: "smanager::cleanup", "IPFS repo/gc failed: {e}"),
+                    }
+                };
+                ctx.spawn(fut.into_actor(act));
+            });
+        }
         self.pass(ctx);
     }
 }

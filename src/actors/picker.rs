@@ -205,6 +205,8 @@ struct RoundReport {
 #[derive(Debug, Clone)]
 pub struct PickContext {
     pub group: GroupInfo,
+    /// Live nodes on the network (work reports in the last half slot), when known.
+    pub node_count: Option<u64>,
     pub head: Option<ChainHead>,
     pub free_bytes: u64,
     pub reserved_bytes: u64,
@@ -259,6 +261,16 @@ pub fn cid_mod(cid: &str, m: u64) -> Option<u64> {
     u64::try_from(r).ok()
 }
 
+/// Whether the CID falls in the accepted `share` (0–1), deterministically.
+pub fn probability_accepts(cid: &str, share: f64) -> bool {
+    if share >= 1.0 {
+        return true;
+    }
+    let h = sp_crypto_hashing::blake2_128(cid.as_bytes());
+    let x = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % 1_000_000;
+    (x as f64) < share * 1_000_000.0
+}
+
 /// Judges one candidate. Pure, so every rule is unit-tested.
 pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext) -> Verdict {
     let s = &settings.scheduler;
@@ -277,6 +289,20 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
         }
     } else if cid::Cid::try_from(file.cid.as_str()).is_err() {
         return Verdict::Invalid("not a valid CID".into());
+    }
+    // Probability: with `node_count` nodes and a target of `maxReplicas`, a group takes a file with probability
+    // maxReplicas × members / nodes. Drawn from the CID's hash, so the same file gets the same answer every time.
+    if let (Some(nodes), true) = (ctx.node_count, s.max_replicas > 0) {
+        if nodes > 0 {
+            let share = (f64::from(s.max_replicas) * members.max(1) as f64 / nodes as f64).min(1.0);
+            if !probability_accepts(&file.cid, share) {
+                return Verdict::Skip(format!(
+                    "probability filter: {:.0}% of files for {nodes} nodes and maxReplicas {}",
+                    share * 100.0,
+                    s.max_replicas
+                ));
+            }
+        }
     }
     const MB: i64 = 1024 * 1024;
     if s.min_file_size > 0 && file.size_bytes < (s.min_file_size as i64).saturating_mul(MB) {
@@ -334,7 +360,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     let settings = deps.settings.clone();
     let s = &settings.scheduler;
     let give_up_days = settings.retry.give_up_days;
-    let (released, gave_up, paused, group, head, usage) = deps
+    let (released, gave_up, paused, group, head, usage, node_count) = deps
         .db
         .run(move |c| {
             let released = files::release_due(c)?;
@@ -342,8 +368,9 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             let paused: bool = state::kv_get(c, state::KV_PICKING_PAUSED)?.unwrap_or(false);
             let group: Option<GroupInfo> = state::kv_get(c, state::KV_GROUP)?;
             let head: Option<ChainHead> = state::kv_get(c, state::KV_CHAIN_HEAD)?;
+            let nodes: Option<u64> = state::kv_get(c, state::KV_NODE_COUNT)?;
             let usage = pins::lane_usage(c)?;
-            Ok((released, gave_up, paused, group, head, usage))
+            Ok((released, gave_up, paused, group, head, usage, nodes))
         })
         .await?;
     if released > 0 || gave_up > 0 {
@@ -399,6 +426,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     }
     let mut ctx = PickContext {
         group,
+        node_count,
         head,
         free_bytes: workload.free_bytes(),
         reserved_bytes: u64::try_from(usage.reserved_bytes).unwrap_or(0),
@@ -526,6 +554,7 @@ mod tests {
                 node_index: Some(index),
                 refreshed_at: None,
             },
+            node_count: None,
             head: Some(ChainHead {
                 number: 1000,
                 hash: "0x".into(),
@@ -581,6 +610,35 @@ mod tests {
         let mut f = file(CID, 1);
         f.created_at = Utc::now() - chrono::Duration::days(11);
         assert!(matches!(judge(&s, Source::Scan, &f, &c), Verdict::Invalid(r) if r.contains("no replica")));
+    }
+
+    #[test]
+    fn probability_filter_is_deterministic_and_proportional() {
+        let s = Settings::default();
+        let mut c = ctx(1, 0);
+        c.node_count = Some(1000); // maxReplicas 100 → 10 % of files
+        let cids: Vec<String> = (0..2000u64)
+            .map(|i| {
+                let mh = cid::multihash::Multihash::<64>::wrap(0x12, &sp_crypto_hashing::sha2_256(&i.to_le_bytes()))
+                    .expect("multihash");
+                cid::Cid::new_v0(mh).expect("v0").to_string()
+            })
+            .collect();
+        let picked = cids
+            .iter()
+            .filter(|cid| matches!(judge(&s, Source::Events, &file(cid, 10), &c), Verdict::Pick(_)))
+            .count();
+        assert!((120..=280).contains(&picked), "{picked} of 2000 at 10 %");
+        let again = cids
+            .iter()
+            .filter(|cid| matches!(judge(&s, Source::Events, &file(cid, 10), &c), Verdict::Pick(_)))
+            .count();
+        assert_eq!(picked, again);
+        c.node_count = Some(50);
+        assert!(matches!(
+            judge(&s, Source::Events, &file(&cids[0], 10), &c),
+            Verdict::Pick(_)
+        ));
     }
 
     #[test]

@@ -131,10 +131,13 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
         let mut stream = deps.ipfs.pin_add(&pin.cid, cap).await?;
         let mut streaming = false;
         let mut last = 0u64;
+        // Stalled = the streamed progress has not grown for `stall` (lines that repeat the same count do not count).
+        let mut grew_at = std::time::Instant::now();
         loop {
             // The stall timer only runs once the server has shown it streams progress.
             let next = if streaming {
-                match actix_rt::time::timeout(stall, stream.next()).await {
+                let left = stall.saturating_sub(grew_at.elapsed());
+                match actix_rt::time::timeout(left, stream.next()).await {
                     Ok(n) => n,
                     Err(_) => return Err(PinFail::Stalled(last)),
                 }
@@ -144,14 +147,20 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             match next {
                 Some(Ok(PinEvent::Pinned)) => return Ok(()),
                 Some(Ok(PinEvent::Progress(n))) => {
-                    streaming = true;
+                    if !streaming {
+                        streaming = true;
+                        grew_at = std::time::Instant::now();
+                    }
                     if n > last {
                         last = n;
+                        grew_at = std::time::Instant::now();
                         let id = pin.id;
                         let progress = i64::try_from(n).unwrap_or(i64::MAX);
                         if let Err(e) = deps.db.run(move |c| pins::record_progress(c, id, progress)).await {
                             log::warn!(target: "smanager::puller", "cannot record progress of pin {id}: {e}");
                         }
+                    } else if grew_at.elapsed() >= stall {
+                        return Err(PinFail::Stalled(last));
                     }
                 }
                 Some(Err(e)) => return Err(PinFail::Ipfs(e)),
