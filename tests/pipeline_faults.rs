@@ -1,0 +1,182 @@
+//! The pipeline end to end on devnet, over real sockets and PostgreSQL: a group of three members splits the work so
+//! every CID is pulled by exactly one; the sWorker going away fails nothing for good; a stalled IPFS pin is
+//! cancelled and retried; a full disk parks files as `insufficient_space` until space returns.
+
+mod common;
+#[path = "common/devnode.rs"]
+mod devnode;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use common::eventually;
+use devnode::{any, Node};
+use smanager::db::schema::files;
+use smanager::db::FileStatus;
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::content::ContentStore;
+use smanager::devnet::sworker::Fault;
+
+async fn chain(members: Vec<[u8; 32]>, content: &ContentStore, order_rate: f64, block_ms: u64) -> DevChain {
+    DevChain::start(
+        ChainConfig {
+            bind: any(),
+            block_ms,
+            scenario: ScenarioConfig {
+                seed: 11,
+                order_rate,
+                close_share: 0.0,
+                unavailable_share: 0.0,
+                max_size: 400_000,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members,
+            },
+            prefill: 0,
+        },
+        Arc::new(content.clone()),
+    )
+    .await
+    .expect("chain")
+}
+
+#[actix_rt::test]
+async fn a_group_of_three_pulls_every_cid_exactly_once() {
+    let content = ContentStore::new();
+    let members: Vec<[u8; 32]> = (0..3).map(|i| account(&format!("member-{i}"))).collect();
+    let chain = chain(members.clone(), &content, 3.0, 150).await;
+    let nodes: Vec<Node> = members
+        .iter()
+        .map(|m| Node::start(&chain.ws_url(), m, &content, |_| {}))
+        .collect();
+    eventually(60, "40 orders placed", || {
+        let n = chain.ground_truth().orders.len();
+        async move { (n >= 40).then_some(()) }
+    })
+    .await;
+    chain.pause();
+    let cids: HashSet<String> = chain.ground_truth().orders.iter().map(|o| o.cid.clone()).collect();
+    eventually(120, "every CID sealed by one member", || {
+        let total: usize = nodes
+            .iter()
+            .map(|n| n.sworker.valid_cids().intersection(&cids).count())
+            .sum();
+        let n = cids.len();
+        async move { (total >= n).then_some(()) }
+    })
+    .await;
+    for cid in &cids {
+        let holders = nodes.iter().filter(|n| n.sworker.valid_cids().contains(cid)).count();
+        assert_eq!(holders, 1, "{cid} is held by {holders} members");
+    }
+    for n in &nodes {
+        assert!(!n.sworker.valid_cids().is_empty(), "each member stores its share");
+        assert_eq!(n.ipfs.stats().max_concurrent_same_cid, 1);
+    }
+    for n in nodes {
+        n.stop().await;
+    }
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn sworker_down_fails_nothing_for_good_and_work_resumes() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 2.0, 200).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |_| {});
+    eventually(60, "some files sealed", || {
+        let n = node.sworker.valid_cids().len();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    node.sworker.set_fault(Fault::Down).await.expect("down");
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    node.sworker.set_fault(Fault::None).await.expect("up");
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    chain.pause();
+    let cids: HashSet<String> = chain.ground_truth().orders.iter().map(|o| o.cid.clone()).collect();
+    eventually(120, "every order sealed after the outage", || {
+        let n = node.sworker.valid_cids().intersection(&cids).count();
+        let want = cids.len();
+        async move { (n == want).then_some(()) }
+    })
+    .await;
+    let failed: i64 = files::table
+        .filter(files::status.eq(FileStatus::Failed))
+        .count()
+        .get_result(&mut node.db.conn())
+        .expect("count");
+    assert_eq!(failed, 0);
+    node.stop().await;
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn stalled_pin_is_cancelled_then_retried_with_backoff() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 200).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |_| {});
+    let stuck = content.build(4242, 300_000, false, false).cid;
+    chain.order_now(&stuck, 300_000, 1);
+    eventually(60, "the stalled pin was cancelled", || {
+        let row: Option<(FileStatus, Option<String>)> = files::table
+            .find(&stuck)
+            .select((files::status, files::last_error))
+            .first(&mut node.db.conn())
+            .ok();
+        async move {
+            row.filter(|(s, e)| *s == FileStatus::PinError && e.as_deref().is_some_and(|e| e.contains("stalled")))
+                .map(|_| ())
+        }
+    })
+    .await;
+    assert!(
+        !node.sworker.pending_cids().contains(&stuck),
+        "the partial seal was discarded"
+    );
+    content.set_available(&stuck, true);
+    eventually(60, "sealed on a later attempt", || {
+        let s = node.status(&stuck);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    let attempts: i32 = files::table
+        .find(&stuck)
+        .select(files::attempts)
+        .first(&mut node.db.conn())
+        .expect("row");
+    assert!(attempts >= 2, "{attempts} attempts");
+    node.stop().await;
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn full_disk_parks_files_until_space_returns() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 200).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |_| {});
+    node.sworker.set_capacity(0, 0);
+    let f = content.build(77, 200_000, false, true).cid;
+    chain.order_now(&f, 200_000, 1);
+    eventually(60, "insufficient_space", || {
+        let s = node.status(&f);
+        async move { (s == Some(FileStatus::InsufficientSpace)).then_some(()) }
+    })
+    .await;
+    node.sworker.set_capacity(1 << 40, 4096);
+    eventually(60, "sealed once space returned", || {
+        let s = node.status(&f);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    node.stop().await;
+    chain.stop().await;
+}
