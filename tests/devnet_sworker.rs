@@ -96,7 +96,7 @@ async fn routes_shapes_and_quirks() {
     assert_eq!(ct, "application/text");
     assert!(body.contains("\"files\" : {"), "{body}");
     let v: Value = serde_json::from_str(&body).expect("JSON despite the content type");
-    assert_eq!(v["srd"]["srd_complete"], 2048);
+    assert_eq!(v["srd"]["srd_complete"], 4096);
     assert_eq!(v["srd"]["disk_available"], 1024);
     assert!(
         v["srd"]["srd_detail"]["/opt/crust/disks/1"]["volumn"].is_number(),

@@ -219,24 +219,10 @@ impl Actor for Puller {
                 }
             }));
         });
-        // Re-adopt what was in flight: our own leases, unheld ones and expired ones.
-        let db = self.deps.db.clone();
-        let holder = self.deps.holder.clone();
-        let load = async move { db.run(move |c| pins::adoptable(c, &holder)).await };
-        ctx.spawn(load.into_actor(self).map(|res, act, ctx| match res {
-            Ok(pins) => {
-                if !pins.is_empty() {
-                    log::info!(target: "smanager::puller", "re-adopting {} live pin(s)", pins.len());
-                }
-                for p in pins {
-                    act.drive(p.id, ctx);
-                }
-            }
-            Err(e) => {
-                log::error!(target: "smanager::puller", "cannot load live pins: {e}; restarting in 2 s");
-                ctx.run_later(Duration::from_secs(2), |_, ctx| ctx.stop());
-            }
-        }));
+        // Re-adopt what was in flight: our own leases, unheld ones, and — checked again every lease period, since a
+        // crashed process's leases expire after we start — expired ones.
+        self.adopt(ctx);
+        ctx.run_interval(Duration::from_secs(lease.max(1)), |act, ctx| act.adopt(ctx));
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
@@ -245,6 +231,37 @@ impl Actor for Puller {
             ctx.cancel_future(h);
         }
         Running::Stop
+    }
+}
+
+impl Puller {
+    /// Drives every live pin this process may take and is not driving yet.
+    fn adopt(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        let db = self.deps.db.clone();
+        let holder = self.deps.holder.clone();
+        let load = async move { db.run(move |c| pins::adoptable(c, &holder)).await };
+        ctx.spawn(load.into_actor(self).map(|res, act, ctx| match res {
+            Ok(pins) => {
+                let new: Vec<i64> = pins
+                    .iter()
+                    .map(|p| p.id)
+                    .filter(|id| !act.running.contains_key(id))
+                    .collect();
+                if !new.is_empty() {
+                    log::info!(target: "smanager::puller", "adopting {} live pin(s)", new.len());
+                }
+                for id in new {
+                    act.drive(id, ctx);
+                }
+            }
+            Err(e) => {
+                log::error!(target: "smanager::puller", "cannot load live pins: {e}; restarting in 2 s");
+                ctx.run_later(Duration::from_secs(2), |_, ctx| ctx.stop());
+            }
+        }));
     }
 }
 

@@ -38,7 +38,7 @@ impl Default for SworkerConfig {
     fn default() -> Self {
         SworkerConfig {
             capacity_bytes: 1 << 40,
-            srd_gib: 2048,
+            srd_gib: 4096,
             sys_free_gib: 200,
             deleted_window: Duration::from_secs(2),
             ipfs_url: None,
