@@ -160,6 +160,15 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
             report.deferred += 1;
             continue;
         }
+        if let Some(sc) = &deps.settings.seal_coordinator {
+            if let Err(e) = crate::coordinator::SealCoordinator::new(sc).unmark_seal(&job.cid).await {
+                let id = job.id;
+                let msg = format!("seal coordinator: {e}");
+                deps.db.run(move |c| cleanups::finish_err(c, id, &msg, &policy)).await?;
+                report.failed += 1;
+                continue;
+            }
+        }
         match deps.sworker.delete(&job.cid).await {
             Ok(outcome) => {
                 let note = (outcome == DeleteOutcome::NotFound).then_some("sWorker did not hold it (404)");

@@ -53,6 +53,7 @@ pub struct PickerStats {
 
 pub struct Picker {
     deps: Deps,
+    started: std::time::Instant,
     peers: SharedPeers,
     running: bool,
     again: bool,
@@ -64,6 +65,7 @@ impl Picker {
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Picker {
             deps,
+            started: std::time::Instant::now(),
             peers,
             running: false,
             again: false,
@@ -121,6 +123,25 @@ impl Actor for Picker {
         self.running = false;
         let tick = Duration::from_secs(self.deps.settings.scheduler.tick_secs);
         ctx.run_interval(tick, |act, ctx| act.wake(ctx));
+        if let Some(sc) = self.deps.settings.seal_coordinator.clone() {
+            ctx.spawn(
+                async move {
+                    match crate::coordinator::SealCoordinator::new(&sc).ping().await {
+                        Ok(()) => log::info!(target: "smanager::picker", "seal coordinator {} answers", sc.end_point),
+                        Err(e) => log::warn!(target: "smanager::picker", "seal coordinator {}: {e}", sc.end_point),
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+        let t = &self.deps.settings.telemetry;
+        if !t.end_point.is_empty() {
+            ctx.run_interval(Duration::from_secs(t.interval_secs.max(1)), |act, ctx| {
+                let deps = act.deps.clone();
+                let started = act.started;
+                ctx.spawn(crate::telemetry::report(deps, started).into_actor(act));
+            });
+        }
         ctx.notify(Wake);
     }
 }
@@ -450,6 +471,10 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     let w = s.strategy.weights();
     let (w_new, w_db) = (w.new_files_weight, w.db_files_weight + w.existed_files_weight);
     let mut rng = rand::rngs::StdRng::from_entropy();
+    let coordinator = settings
+        .seal_coordinator
+        .as_ref()
+        .map(crate::coordinator::SealCoordinator::new);
     let mut lanes_full = (false, false);
 
     loop {
@@ -470,6 +495,33 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
         let cid = file.cid.clone();
         let (status, reason, next) = match verdict {
             Verdict::Pick(lane) => {
+                // A shared seal coordinator may veto the pull; unreachable, it stops the round (nothing is lost).
+                if let Some(coord) = &coordinator {
+                    match coord.mark_seal(&cid).await {
+                        Ok(d) if d.seal => {}
+                        Ok(d) => {
+                            let reason = format!("seal coordinator: {}", d.reason);
+                            let c2 = cid.clone();
+                            deps.db
+                                .run(move |c| {
+                                    files::transition(
+                                        c,
+                                        &c2,
+                                        &[FileStatus::New],
+                                        FileStatus::Skipped,
+                                        Some(&reason),
+                                        None,
+                                    )
+                                })
+                                .await?;
+                            continue;
+                        }
+                        Err(e) => {
+                            report.not_ready = Some(format!("seal coordinator: {e}"));
+                            break;
+                        }
+                    }
+                }
                 let size = file.size_bytes;
                 let c2 = cid.clone();
                 let pin = deps.db.run(move |c| files::queue_pin(c, &c2, lane, size)).await?;

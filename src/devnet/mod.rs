@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod content;
+pub mod coordinator;
 pub mod ipfs;
 pub mod postgres;
 pub mod run;

@@ -1,0 +1,117 @@
+//! A seal coordinator for tests and devnet: the TypeScript manager's coordinator protocol, with a skip list and a
+//! pull switch, checking the `nodeId` and bearer headers and recording every call.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::json;
+
+#[derive(Default)]
+struct State {
+    skip: HashSet<String>,
+    pull_disabled: bool,
+    calls: Vec<(String, String)>,
+    telemetry: Vec<serde_json::Value>,
+}
+
+/// A running coordinator (also a telemetry collector at `POST /telemetry`).
+#[derive(Clone)]
+pub struct CoordinatorSim {
+    state: Arc<Mutex<State>>,
+    token: String,
+    addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+async fn handle(req: HttpRequest, body: web::Bytes, sim: web::Data<(Arc<Mutex<State>>, String)>) -> HttpResponse {
+    let (state, token) = (&sim.0, &sim.1);
+    if req.path() == "/telemetry" && req.method() == actix_web::http::Method::POST {
+        if let (Ok(mut s), Ok(v)) = (state.lock(), serde_json::from_slice(&body)) {
+            s.telemetry.push(v);
+        }
+        return HttpResponse::Ok().finish();
+    }
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(format!("Bearer {token}").as_str()) || !req.headers().contains_key("nodeid") {
+        return HttpResponse::Unauthorized().finish();
+    }
+    if req.path() == "/ping" {
+        return HttpResponse::Ok().json(json!({"ok": true}));
+    }
+    let parts: Vec<&str> = req.path().trim_start_matches('/').split('/').collect();
+    let [_, _, "seal", cid] = parts.as_slice() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let Ok(mut s) = state.lock() else {
+        return HttpResponse::InternalServerError().finish();
+    };
+    s.calls.push((req.method().to_string(), cid.to_string()));
+    if req.method() == actix_web::http::Method::DELETE {
+        return HttpResponse::Ok().json(json!({"seal": true, "reason": "ok"}));
+    }
+    if s.pull_disabled {
+        return HttpResponse::Ok().json(json!({"seal": false, "reason": "pullDisabled"}));
+    }
+    if s.skip.contains(*cid) {
+        return HttpResponse::Ok().json(json!({"seal": false, "reason": "skipFile"}));
+    }
+    HttpResponse::Ok().json(json!({"seal": true, "reason": "ok"}))
+}
+
+impl CoordinatorSim {
+    pub fn start(addr: SocketAddr, token: &str) -> std::io::Result<CoordinatorSim> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let data = (state.clone(), token.to_string());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(data.clone()))
+                .default_service(web::to(handle))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(0)
+        .bind(addr)?;
+        let addr = server.addrs().first().copied().unwrap_or(addr);
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        Ok(CoordinatorSim {
+            state,
+            token: token.to_string(),
+            addr,
+            handle,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Answer `skipFile` for this CID.
+    pub fn skip(&self, cid: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.skip.insert(cid.to_string());
+        }
+    }
+
+    /// `(method, cid)` of every seal call, in order.
+    pub fn calls(&self) -> Vec<(String, String)> {
+        self.state.lock().map(|s| s.calls.clone()).unwrap_or_default()
+    }
+
+    /// Telemetry reports received at `/telemetry`.
+    pub fn telemetry(&self) -> Vec<serde_json::Value> {
+        self.state.lock().map(|s| s.telemetry.clone()).unwrap_or_default()
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}
