@@ -45,13 +45,20 @@ fn blake2_128_concat(p: &str, i: &str, key: &[u8]) -> Vec<u8> {
     [prefix(p, i), blake2_128(key).to_vec(), key.to_vec()].concat()
 }
 
+/// Blocks whose full state is kept; older blocks keep only their own entries (events, number, time), like a pruned
+/// node, and answer other keys from the newest state.
+pub const KEEP_STATES: usize = 256;
+
 /// One block: header, extrinsics, and the state after it.
 #[derive(Clone)]
 pub struct Block {
     pub header: Header,
     pub hash: [u8; 32],
     pub extrinsics: Vec<Vec<u8>>,
-    pub state: im::OrdMap<Vec<u8>, Vec<u8>>,
+    /// The full state after this block (`None` once pruned).
+    pub state: Option<im::OrdMap<Vec<u8>, Vec<u8>>>,
+    /// Entries this block itself wrote that matter after pruning: events, number, parent hash, time.
+    pub own: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A transaction of the current block with the events it emits.
@@ -267,12 +274,28 @@ impl ChainState {
         };
         let hash = header.hash();
         self.by_hash.insert(hash, number);
+        let own = [
+            prefix("System", "Events"),
+            prefix("System", "Number"),
+            prefix("System", "ParentHash"),
+            prefix("Timestamp", "Now"),
+        ]
+        .into_iter()
+        .filter_map(|k| self.state.get(&k).cloned().map(|v| (k, v)))
+        .collect();
         self.blocks.push(Block {
             header: header.clone(),
             hash,
             extrinsics,
-            state: self.state.clone(),
+            state: Some(self.state.clone()),
+            own,
         });
+        if self.blocks.len() > KEEP_STATES {
+            let old = self.blocks.len() - 1 - KEEP_STATES;
+            if let Some(b) = self.blocks.get_mut(old) {
+                b.state = None;
+            }
+        }
         header
     }
 
@@ -282,6 +305,24 @@ impl ChainState {
             None => Some(self.head()),
             Some(h) => self.by_hash.get(&h).and_then(|n| self.blocks.get(*n as usize)),
         }
+    }
+
+    /// The full state to answer for `block` (its own, or the newest one once pruned).
+    pub fn state_of<'a>(&'a self, block: &'a Block) -> &'a im::OrdMap<Vec<u8>, Vec<u8>> {
+        match &block.state {
+            Some(s) => s,
+            None => &self.state,
+        }
+    }
+
+    /// A storage value at `block`.
+    pub fn value_at<'a>(&'a self, block: &'a Block, key: &[u8]) -> Option<&'a Vec<u8>> {
+        if block.state.is_none() {
+            if let Some((_, v)) = block.own.iter().find(|(k, _)| k.as_slice() == key) {
+                return Some(v);
+            }
+        }
+        self.state_of(block).get(key)
     }
 
     /// Adds a replica of `cid` owned by `owner` (the first one starts the file's lifetime).

@@ -47,10 +47,14 @@ fn parse_hash(s: Option<String>) -> Result<Option<[u8; 32]>, ErrorObjectOwned> {
 }
 
 /// Runs `f` on the block named by an optional hash parameter at `pos`.
-fn at_block<T>(ctx: &RpcCtx, hash: Option<String>, f: impl FnOnce(&Block) -> T) -> Result<Option<T>, ErrorObjectOwned> {
+fn at_block<T>(
+    ctx: &RpcCtx,
+    hash: Option<String>,
+    f: impl FnOnce(&super::ChainState, &Block) -> T,
+) -> Result<Option<T>, ErrorObjectOwned> {
     let hash = parse_hash(hash)?;
     let chain = ctx.chain.lock().map_err(|_| err(-32603, "chain state poisoned"))?;
-    Ok(chain.block_at(hash).map(f))
+    Ok(chain.block_at(hash).map(|b| f(&chain, b)))
 }
 
 fn runtime_version() -> Value {
@@ -88,12 +92,12 @@ fn runtime_version_scale() -> Vec<u8> {
         .encode()
 }
 
-fn keys_under(b: &Block, prefix: &[u8], start: Option<&[u8]>, count: usize) -> Vec<String> {
+fn keys_under(state: &im::OrdMap<Vec<u8>, Vec<u8>>, prefix: &[u8], start: Option<&[u8]>, count: usize) -> Vec<String> {
     let from = match start {
         Some(s) if s > prefix => s.to_vec(),
         _ => prefix.to_vec(),
     };
-    b.state
+    state
         .range(from.clone()..)
         .filter(|(k, _)| start.is_none_or(|s| k.as_slice() > s))
         .take_while(|(k, _)| k.starts_with(prefix))
@@ -149,14 +153,14 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
         "chain_getHeader",
         |p: Params, ctx: &RpcCtx, _| -> Result<Option<Value>, ErrorObjectOwned> {
             let h: Option<String> = p.sequence().optional_next()?;
-            at_block(ctx, h, |b| b.header.to_json())
+            at_block(ctx, h, |_, b| b.header.to_json())
         },
     )?;
     m.register_method(
         "chain_getBlock",
         |p: Params, ctx: &RpcCtx, _| -> Result<Option<Value>, ErrorObjectOwned> {
             let h: Option<String> = p.sequence().optional_next()?;
-            at_block(ctx, h, |b| {
+            at_block(ctx, h, |_, b| {
                 json!({"block": {"header": b.header.to_json(),
                              "extrinsics": b.extrinsics.iter().map(|x| hex0x(x)).collect::<Vec<_>>()},
                    "justifications": null})
@@ -188,7 +192,7 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             let key: String = seq.next()?;
             let key = parse_hex(&key)?;
             let h: Option<String> = seq.optional_next()?;
-            Ok(at_block(ctx, h, |b| b.state.get(&key).map(|v| hex0x(v)))?.flatten())
+            Ok(at_block(ctx, h, |c, b| c.value_at(b, &key).map(|v| hex0x(v)))?.flatten())
         },
     )?;
     m.register_method(
@@ -197,8 +201,8 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             let mut seq = p.sequence();
             let key = parse_hex(&seq.next::<String>()?)?;
             let h: Option<String> = seq.optional_next()?;
-            Ok(at_block(ctx, h, |b| {
-                b.state.get(&key).map(|v| hex0x(&sp_crypto_hashing::blake2_256(v)))
+            Ok(at_block(ctx, h, |c, b| {
+                c.value_at(b, &key).map(|v| hex0x(&sp_crypto_hashing::blake2_256(v)))
             })?
             .flatten())
         },
@@ -215,7 +219,10 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             let start: Option<String> = seq.optional_next()?;
             let start = start.map(|s| parse_hex(&s)).transpose()?;
             let h: Option<String> = seq.optional_next()?;
-            Ok(at_block(ctx, h, |b| keys_under(b, &prefix, start.as_deref(), count as usize))?.unwrap_or_default())
+            Ok(at_block(ctx, h, |c, b| {
+                keys_under(c.state_of(b), &prefix, start.as_deref(), count as usize)
+            })?
+            .unwrap_or_default())
         },
     )?;
     m.register_method(
@@ -225,10 +232,10 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             let keys: Vec<String> = seq.next()?;
             let keys = keys.iter().map(|k| parse_hex(k)).collect::<Result<Vec<_>, _>>()?;
             let h: Option<String> = seq.optional_next()?;
-            let r = at_block(ctx, h, |b| {
+            let r = at_block(ctx, h, |c, b| {
                 let changes: Vec<Value> = keys
                     .iter()
-                    .map(|k| json!([hex0x(k), b.state.get(k).map(|v| hex0x(v))]))
+                    .map(|k| json!([hex0x(k), c.value_at(b, k).map(|v| hex0x(v))]))
                     .collect();
                 json!([{"block": hex0x(&b.hash), "changes": changes}])
             })?;
@@ -313,7 +320,10 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             loop {
                 let snapshot = ctx.chain.lock().ok().map(|c| {
                     let b = c.head();
-                    (b.hash, keys.iter().map(|k| b.state.get(k).cloned()).collect::<Vec<_>>())
+                    (
+                        b.hash,
+                        keys.iter().map(|k| c.value_at(b, k).cloned()).collect::<Vec<_>>(),
+                    )
                 });
                 if let Some((hash, values)) = snapshot {
                     let changes: Vec<Value> = keys
