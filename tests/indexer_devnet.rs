@@ -190,14 +190,14 @@ async fn sigkill_during_catch_up_misses_and_duplicates_nothing() {
     let _ = child.wait();
     let killed_at = indexed_block(&t);
     assert!(killed_at < i64::from(BLOCKS), "killed in the middle of the catch-up");
-    let mut child = start();
+    let mut child = common::KillOnDrop(start());
     let deadline = Instant::now() + Duration::from_secs(180);
     while indexed_block(&t) < i64::from(BLOCKS) {
         assert!(Instant::now() < deadline, "no progress after restart");
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let _ = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status();
+    let _ = child.0.wait();
     check(&t, &chain.ground_truth());
     chain.stop().await;
 }

@@ -103,7 +103,7 @@ async fn twenty_sigkills_lose_and_duplicate_nothing() {
     }
     // A last, undisturbed run settles everything the chain asked for.
     chain.pause();
-    let mut child = start();
+    let mut child = common::KillOnDrop(start());
     let truth = chain.ground_truth();
     let available: HashSet<String> = truth
         .orders
@@ -135,8 +135,8 @@ async fn twenty_sigkills_lose_and_duplicate_nothing() {
         }
         actix_rt::time::sleep(Duration::from_millis(250)).await;
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let _ = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status();
+    let _ = child.0.wait();
 
     // Every order has a row in a final or in-progress state.
     let rows: Vec<(String, FileStatus)> = files::table

@@ -116,3 +116,15 @@ where
         actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Kills the child process when dropped, so a failing test leaves no smanager behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
