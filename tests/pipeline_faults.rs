@@ -90,9 +90,16 @@ async fn sworker_down_fails_nothing_for_good_and_work_resumes() {
     let me = account("solo");
     let chain = chain(vec![me], &content, 2.0, 200).await;
     let node = Node::start(&chain.ws_url(), &me, &content, |_| {});
+    // Slow transfers keep pins in flight when the sWorker goes away (their pending seals outlive the outage).
+    node.ipfs.set_transfer_rate(300_000);
     eventually(60, "some files sealed", || {
         let n = node.sworker.valid_cids().len();
         async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    eventually(30, "a pin in flight", || {
+        let n = node.sworker.pending_cids().len();
+        async move { (n > 0).then_some(()) }
     })
     .await;
     node.sworker.set_fault(Fault::Down).await.expect("down");

@@ -175,6 +175,18 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             FailKind::Error,
         ),
         Ok(Err(PinFail::Ipfs(e))) => {
+            // 8013: the sWorker still holds a pending seal of this CID from an attempt that died with it unreachable
+            // (only one live pin per CID exists, so it is ours and stale): end it so the retry can start afresh.
+            if e.seal_code() == Some(8013) {
+                match deps.sworker.seal_end(&pin.cid).await {
+                    Ok(_) => {
+                        log::info!(target: "smanager::puller", cid = pin.cid.as_str(); "ended a stale pending seal (8013)")
+                    }
+                    Err(err) => {
+                        log::warn!(target: "smanager::puller", cid = pin.cid.as_str(); "cannot end the stale pending seal: {err}")
+                    }
+                }
+            }
             let kind = if e.is_no_space() {
                 FailKind::NoSpace
             } else {
