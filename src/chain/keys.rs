@@ -69,6 +69,21 @@ pub fn work_reports_prefix() -> Vec<u8> {
     prefix("Swork", "WorkReports")
 }
 
+/// `Swork.WorkReports(anchor)`: Twox64Concat over the SCALE `Vec<u8>` of the anchor.
+pub fn work_reports(anchor: &[u8]) -> Vec<u8> {
+    let mut enc = compact_len(anchor.len());
+    enc.extend_from_slice(anchor);
+    let mut k = work_reports_prefix();
+    k.extend_from_slice(&twox_64(&enc));
+    k.extend_from_slice(&enc);
+    k
+}
+
+/// `System.Account(account)`.
+pub fn system_account(account: &[u8; 32]) -> Vec<u8> {
+    blake2_128_concat(prefix("System", "Account"), account)
+}
+
 /// `Swork.CurrentReportSlot`.
 pub fn current_report_slot() -> Vec<u8> {
     prefix("Swork", "CurrentReportSlot")
@@ -107,6 +122,23 @@ mod tests {
         assert_eq!(
             hex::encode(groups(&alice)),
             "2e3b7ab5757e6bbf28d3df3b5e01d6b92f583424865f2346c0f5c066f24dd499de1e86a9a8c739864cf3cc5ec2bea59fd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+        );
+        let anchor = hex::decode("5c7351b8a5098235505c66b4ba42269cb58a1fbf410906235204406a6080d9640d406a8a26d25efd3988250f80cf3dd5b6c22a70d964d08f03a8e618e51b4812").unwrap_or_default();
+        assert_eq!(
+            hex::encode(work_reports(&anchor)),
+            "2e3b7ab5757e6bbf28d3df3b5e01d6b9b7e949778e4650a54fcc65ad1f1ba39fe84a0b8127b5d6b901015c7351b8a5098235505c66b4ba42269cb58a1fbf410906235204406a6080d9640d406a8a26d25efd3988250f80cf3dd5b6c22a70d964d08f03a8e618e51b4812"
+        );
+        assert_eq!(
+            hex::encode(system_account(&alice)),
+            "26aa394eea5630e07c48ae0c9558cef7b99d880ec681799c0cf30e8886371da9de1e86a9a8c739864cf3cc5ec2bea59fd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"
+        );
+        assert_eq!(
+            hex::encode(current_report_slot()),
+            "2e3b7ab5757e6bbf28d3df3b5e01d6b9fb9157173600aa9986e951b7da0bb478"
+        );
+        assert_eq!(
+            hex::encode(files_v1_prefix()),
+            "5ebf094108ead4fefa73f7a3b13cb4a7b3b78f30e9b952d60249b22fcdaaa76d"
         );
         assert_eq!(
             hex::encode(timestamp_now()),

@@ -473,7 +473,28 @@ fn module(index: u8) -> Module {
 
 /// The SCALE bytes of `RuntimeMetadataPrefixed` (magic `meta`, version 12, modules, extrinsic info).
 pub fn encode() -> Vec<u8> {
-    let modules: Vec<Module> = (0..PALLETS.len() as u8).map(module).collect();
+    encode_for(SPEC_VERSION)
+}
+
+/// Market's pallet index in a devnet runtime version: spec 26 is the devnet's "upgrade", which moves Market to 27
+/// (as governance pallets inserted mid-list did on mainnet), so clients must take indices from each block's metadata.
+pub fn market_index(spec: u32) -> u8 {
+    if spec > SPEC_VERSION {
+        index::MARKET + 1
+    } else {
+        index::MARKET
+    }
+}
+
+/// The metadata of a devnet runtime version.
+pub fn encode_for(spec: u32) -> Vec<u8> {
+    let mut modules: Vec<Module> = (0..PALLETS.len() as u8).map(module).collect();
+    // As if a pallet had been inserted before Market: Market and everything after it move up by one.
+    if spec > SPEC_VERSION {
+        for m in modules.iter_mut().filter(|m| m.index >= index::MARKET) {
+            m.index += 1;
+        }
+    }
     let extrinsic = Extrinsic {
         version: 4,
         signed_extensions: [

@@ -59,6 +59,8 @@ pub struct Block {
     pub state: Option<im::OrdMap<Vec<u8>, Vec<u8>>>,
     /// Entries this block itself wrote that matter after pruning: events, number, parent hash, time.
     pub own: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Runtime spec version this block was built with.
+    pub spec: u32,
 }
 
 /// A transaction of the current block with the events it emits.
@@ -77,6 +79,8 @@ pub struct ChainState {
     pub nonces: HashMap<AccountId, u32>,
     pub paused: bool,
     pub scenario: scenario::Scenario,
+    /// Runtime spec version of the blocks being built (25; 26 after [`DevChain::upgrade_runtime`]).
+    pub spec: u32,
     state: im::OrdMap<Vec<u8>, Vec<u8>>,
     queued: Vec<Tx>,
 }
@@ -98,6 +102,7 @@ impl ChainState {
             nonces: HashMap::new(),
             paused: false,
             scenario,
+            spec: metadata::SPEC_VERSION,
             state: im::OrdMap::new(),
             queued: Vec::new(),
         };
@@ -289,6 +294,7 @@ impl ChainState {
             extrinsics,
             state: Some(self.state.clone()),
             own,
+            spec: self.spec,
         });
         if self.blocks.len() > KEEP_STATES {
             let old = self.blocks.len() - 1 - KEEP_STATES;
@@ -461,6 +467,13 @@ impl DevChain {
     /// What the scenario did so far.
     pub fn ground_truth(&self) -> GroundTruth {
         self.shared.lock().map(|c| c.scenario.truth.clone()).unwrap_or_default()
+    }
+
+    /// Upgrades the runtime from the next block on: spec 26, with Market moved to pallet index 27.
+    pub fn upgrade_runtime(&self) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.spec = metadata::SPEC_VERSION + 1;
+        }
     }
 
     /// Places an order in the next block.

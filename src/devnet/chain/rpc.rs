@@ -57,10 +57,24 @@ fn at_block<T>(
     Ok(chain.block_at(hash).map(|b| f(&chain, b)))
 }
 
-fn runtime_version() -> Value {
+/// The runtime version of the block named by an optional hash.
+fn spec_at(ctx: &RpcCtx, hash: Option<String>) -> Result<u32, ErrorObjectOwned> {
+    at_block(ctx, hash, |_, b| b.spec)?.ok_or_else(|| err(-32602, "unknown block"))
+}
+
+/// Metadata bytes of a runtime version (the devnet's own one is precomputed).
+fn metadata_of(ctx: &RpcCtx, spec: u32) -> Vec<u8> {
+    if spec == SPEC_VERSION {
+        ctx.metadata.clone()
+    } else {
+        metadata::encode_for(spec)
+    }
+}
+
+fn runtime_version(spec: u32) -> Value {
     json!({
         "specName": "crust", "implName": "crustio-crust", "authoringVersion": 1,
-        "specVersion": SPEC_VERSION, "implVersion": 1, "transactionVersion": TX_VERSION,
+        "specVersion": spec, "implVersion": 1, "transactionVersion": TX_VERSION,
         "apis": [["0xdf6acb689907609b", 3], ["0x37e397fc7c91f5e4", 1], ["0x40fe3ad401f8959a", 4],
                  ["0xd2bc9897eed08f15", 2], ["0xf78b278be53f454c", 2], ["0xaf2c0297a23e6d3d", 1],
                  ["0xed99c5acb25eedf5", 2], ["0xcbca25e39f142387", 2], ["0x687ad44ad37f03c2", 1],
@@ -68,8 +82,8 @@ fn runtime_version() -> Value {
     })
 }
 
-fn runtime_version_scale() -> Vec<u8> {
-    let apis: Vec<([u8; 8], u32)> = runtime_version()["apis"]
+fn runtime_version_scale(spec: u32) -> Vec<u8> {
+    let apis: Vec<([u8; 8], u32)> = runtime_version(spec)["apis"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -84,7 +98,7 @@ fn runtime_version_scale() -> Vec<u8> {
         "crust".to_string(),
         "crustio-crust".to_string(),
         1u32,
-        SPEC_VERSION,
+        spec,
         1u32,
         apis,
         TX_VERSION,
@@ -167,17 +181,39 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             })
         },
     )?;
-    m.register_method("state_getRuntimeVersion", |_, _, _| runtime_version())?;
-    m.register_method("chain_getRuntimeVersion", |_, _, _| runtime_version())?;
-    m.register_method("state_getMetadata", |_, ctx: &RpcCtx, _| hex0x(&ctx.metadata))?;
+    m.register_method(
+        "state_getRuntimeVersion",
+        |p: Params, ctx: &RpcCtx, _| -> Result<Value, ErrorObjectOwned> {
+            let h: Option<String> = p.sequence().optional_next()?;
+            Ok(runtime_version(spec_at(ctx, h)?))
+        },
+    )?;
+    m.register_method(
+        "chain_getRuntimeVersion",
+        |p: Params, ctx: &RpcCtx, _| -> Result<Value, ErrorObjectOwned> {
+            let h: Option<String> = p.sequence().optional_next()?;
+            Ok(runtime_version(spec_at(ctx, h)?))
+        },
+    )?;
+    m.register_method(
+        "state_getMetadata",
+        |p: Params, ctx: &RpcCtx, _| -> Result<String, ErrorObjectOwned> {
+            let h: Option<String> = p.sequence().optional_next()?;
+            let spec = spec_at(ctx, h)?;
+            Ok(hex0x(&metadata_of(ctx, spec)))
+        },
+    )?;
     m.register_method(
         "state_call",
         |p: Params, ctx: &RpcCtx, _| -> Result<String, ErrorObjectOwned> {
             let mut seq = p.sequence();
             let method: String = seq.next()?;
+            let _data: Option<String> = seq.optional_next()?;
+            let h: Option<String> = seq.optional_next()?;
+            let spec = spec_at(ctx, h)?;
             match method.as_str() {
-                "Core_version" => Ok(hex0x(&runtime_version_scale())),
-                "Metadata_metadata" => Ok(hex0x(&ctx.metadata.encode())),
+                "Core_version" => Ok(hex0x(&runtime_version_scale(spec))),
+                "Metadata_metadata" => Ok(hex0x(&metadata_of(ctx, spec).encode())),
                 other => Err(err(
                     -32000,
                     format!("Client error: Execution failed: Exported method {other} is not found"),
@@ -295,7 +331,7 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
         |_, pending: PendingSubscriptionSink, ctx: Arc<RpcCtx>, _| async move {
             let sink = pending.accept().await?;
             sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(
-                &runtime_version(),
+                &runtime_version(ctx.chain.lock().map(|c| c.head().spec).unwrap_or(SPEC_VERSION)),
             )?))
             .await?;
             // The runtime never upgrades on the devnet; keep the subscription open until the client leaves.

@@ -98,8 +98,8 @@ pub struct Scenario {
     next_file: u64,
 }
 
-fn place_call(cid: &str, size: u64, tips: u128) -> Vec<u8> {
-    let mut c = vec![index::MARKET, 0];
+fn place_call(market: u8, cid: &str, size: u64, tips: u128) -> Vec<u8> {
+    let mut c = vec![market, 0];
     cid.as_bytes().to_vec().encode_to(&mut c);
     size.encode_to(&mut c);
     Compact(tips).encode_to(&mut c);
@@ -107,10 +107,10 @@ fn place_call(cid: &str, size: u64, tips: u128) -> Vec<u8> {
     c
 }
 
-fn file_success(owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
+fn file_success(market: u8, owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
     let mut a = owner.to_vec();
     cid.as_bytes().to_vec().encode_to(&mut a);
-    (index::MARKET, 0, a)
+    (market, 0, a)
 }
 
 impl Scenario {
@@ -207,7 +207,11 @@ impl Scenario {
             if in_batch {
                 batch.push((who, cid, size, tips));
             } else {
-                st.submit(&who, place_call(&cid, size, tips), vec![file_success(&who, &cid)]);
+                st.submit(
+                    &who,
+                    place_call(super::metadata::market_index(st.spec), &cid, size, tips),
+                    vec![file_success(super::metadata::market_index(st.spec), &who, &cid)],
+                );
             }
         }
         if !batch.is_empty() {
@@ -217,8 +221,8 @@ impl Scenario {
             Compact(batch.len() as u32).encode_to(&mut call);
             let mut events = Vec::new();
             for (_, cid, size, tips) in &batch {
-                call.extend(place_call(cid, *size, *tips));
-                events.push(file_success(&who, cid));
+                call.extend(place_call(super::metadata::market_index(st.spec), cid, *size, *tips));
+                events.push(file_success(super::metadata::market_index(st.spec), &who, cid));
             }
             events.push((index::UTILITY, 1, vec![]));
             let owner = ss58::encode(ss58::CRUST_PREFIX, &who);
@@ -262,7 +266,7 @@ impl Scenario {
             }
         }
         if !updates.is_empty() || closing.iter().any(|(_, illegal)| *illegal) {
-            let mut call = vec![index::MARKET, 3];
+            let mut call = vec![super::metadata::market_index(st.spec), 3];
             let infos: Vec<FileReplicas> = updates
                 .iter()
                 .map(|cid| {
@@ -278,13 +282,17 @@ impl Scenario {
             now.encode_to(&mut call);
             let mut events = Vec::new();
             for (cid, _) in closing.iter().filter(|(_, illegal)| *illegal) {
-                events.push((index::MARKET, 4, cid.as_bytes().to_vec().encode()));
+                events.push((
+                    super::metadata::market_index(st.spec),
+                    4,
+                    cid.as_bytes().to_vec().encode(),
+                ));
             }
             let mut ok = superior.to_vec();
             now.encode_to(&mut ok);
             (updates.len() as u32).encode_to(&mut ok);
             now.encode_to(&mut ok);
-            events.push((index::MARKET, 9, ok));
+            events.push((super::metadata::market_index(st.spec), 9, ok));
             st.submit(&superior, call, events);
         }
         for (cid, illegal) in closing {
@@ -312,13 +320,16 @@ impl Scenario {
         if !illegal {
             // calculate_reward after expiry: the file is removed, FileClosed then CalculateSuccess.
             let caller = account("eve");
-            let mut call = vec![index::MARKET, 6];
+            let mut call = vec![super::metadata::market_index(st.spec), 6];
             cid.as_bytes().to_vec().encode_to(&mut call);
             let arg = cid.as_bytes().to_vec().encode();
             st.submit(
                 &caller,
                 call,
-                vec![(index::MARKET, 10, arg.clone()), (index::MARKET, 3, arg)],
+                vec![
+                    (super::metadata::market_index(st.spec), 10, arg.clone()),
+                    (super::metadata::market_index(st.spec), 3, arg),
+                ],
             );
         }
     }
@@ -326,14 +337,14 @@ impl Scenario {
     fn apply_manual(&mut self, st: &mut ChainState, now: u32) {
         for (raw, size) in std::mem::take(&mut self.raw_orders) {
             let who = account("mallory");
-            let mut call = vec![index::MARKET, 0];
+            let mut call = vec![super::metadata::market_index(st.spec), 0];
             raw.encode_to(&mut call);
             size.encode_to(&mut call);
             Compact(0u128).encode_to(&mut call);
             Vec::<u8>::new().encode_to(&mut call);
             let mut ev = who.to_vec();
             raw.encode_to(&mut ev);
-            st.submit(&who, call, vec![(index::MARKET, 0, ev)]);
+            st.submit(&who, call, vec![(super::metadata::market_index(st.spec), 0, ev)]);
         }
         if std::mem::take(&mut self.garbage) {
             st.submit_raw(vec![0xde, 0xad, 0xbe, 0xef, 0xff].encode());
@@ -350,19 +361,27 @@ impl Scenario {
                 available: true,
             });
             Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
-            st.submit(&who, place_call(&cid, size, tips), vec![file_success(&who, &cid)]);
+            st.submit(
+                &who,
+                place_call(super::metadata::market_index(st.spec), &cid, size, tips),
+                vec![file_success(super::metadata::market_index(st.spec), &who, &cid)],
+            );
         }
         for (cid, illegal) in std::mem::take(&mut self.manual_closes) {
             if illegal {
                 let superior = account("superior");
-                let mut call = vec![index::MARKET, 3];
+                let mut call = vec![super::metadata::market_index(st.spec), 3];
                 Vec::<(Vec<u8>, u64, Vec<(AccountId, AccountId, Vec<u8>, u64, u32, u32, bool)>)>::new()
                     .encode_to(&mut call);
                 now.encode_to(&mut call);
                 st.submit(
                     &superior,
                     call,
-                    vec![(index::MARKET, 4, cid.as_bytes().to_vec().encode())],
+                    vec![(
+                        super::metadata::market_index(st.spec),
+                        4,
+                        cid.as_bytes().to_vec().encode(),
+                    )],
                 );
             }
             self.close(st, &cid, illegal, now);
