@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use tokio::io::AsyncBufReadExt;
 
-use crate::actors::{Deps, Peers};
+use crate::actors::Peers;
 use crate::config::Settings;
 use crate::db::{state, Db};
 use crate::devnet::postgres::DevPostgres;
@@ -60,20 +60,8 @@ fn bench_settings(url: &str, db_url: &str) -> Settings {
 
 fn start_actors(settings: Settings, db: Db) -> Peers {
     let settings = Rc::new(settings);
-    crate::actors::start(Deps {
-        db,
-        chain: crate::chain::client::connect(&settings.chain),
-        ipfs: Rc::new(crate::ipfs::KuboClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
-        sworker: Rc::new(crate::sworker::SworkerClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
-        settings,
-        holder: "bench".into(),
-    })
+    let chain = crate::chain::client::connect(&settings.chain);
+    crate::app::start_pipeline(settings, db, chain)
 }
 
 /// Runs the benchmark and prints `{"orders_per_sec", "catchup_blocks_per_sec", "peak_rss_bytes", …}`.
@@ -162,10 +150,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .unwrap_or(0)
         };
         drop(pg);
+        let peak_rss = peak_rss_bytes();
+
+        // 3. Pick latency: from a block with a new order being finalized to that order's pin/add reaching IPFS.
+        let latencies = pick_latency(20).await?;
+        let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
+        let max = latencies.last().copied().unwrap_or(0);
         Ok(serde_json::json!({
             "orders_per_sec": (scanned as f64 / scan_secs).round(),
             "catchup_blocks_per_sec": (f64::from(args.blocks) / catchup_secs).round(),
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": peak_rss,
+            "pick_latency_ms_p50": p50,
+            "pick_latency_ms_max": max,
             "scanned_files": scanned,
             "scan_secs": (scan_secs * 10.0).round() / 10.0,
             "catchup_blocks": head,
@@ -178,6 +174,77 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = result?;
     println!("{report}");
     Ok(())
+}
+
+/// Orders `n` files one block at a time on an in-process devnet (default settings: 1 s head polling) and returns,
+/// sorted, the milliseconds from each block's finalization to the order's `pin/add` arriving at IPFS.
+async fn pick_latency(n: usize) -> anyhow::Result<Vec<u64>> {
+    use crate::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+    use crate::devnet::content::ContentStore;
+    use crate::devnet::ipfs::{IpfsConfig, IpfsSim};
+    use crate::devnet::sworker::{SworkerConfig, SworkerSim};
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let content = ContentStore::new();
+    let me = account("m0");
+    let chain = DevChain::start(
+        ChainConfig {
+            bind: local,
+            block_ms: 0,
+            scenario: ScenarioConfig {
+                order_rate: 0.0,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members: vec![me],
+            },
+            prefill: 0,
+        },
+        std::sync::Arc::new(content.clone()),
+    )
+    .await?;
+    let sworker = SworkerSim::start(local, SworkerConfig::default())?;
+    let ipfs = IpfsSim::start(local, IpfsConfig::default(), content.clone(), &sworker.url())?;
+    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
+    let mut s = Settings::default();
+    s.chain.account = crate::chain::ss58::encode(66, &me);
+    s.chain.end_point = chain.ws_url();
+    s.sworker.end_point = sworker.url();
+    s.ipfs.end_point = ipfs.url();
+    s.database.url = pg.url.clone();
+    let db = Db::connect(&s.database)?;
+    db.migrate()?;
+    let peers = start_actors(s, db.clone());
+    // Let the node see its group and the head first.
+    for _ in 0..100 {
+        let mut c = db.conn()?;
+        let group: Option<state::GroupInfo> = state::kv_get(&mut c, state::KV_GROUP)?;
+        if group.is_some_and(|g| g.node_index.is_some()) {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let cid = content.build(900 + i as u64, 50_000, false, true).cid;
+        let before = ipfs.stats().pin_requests;
+        chain.order_now(&cid, 50_000, 1);
+        chain.produce_block();
+        let t0 = Instant::now();
+        while ipfs.stats().pin_requests == before {
+            if t0.elapsed() > Duration::from_secs(60) {
+                bail!("order {i} never reached pin/add");
+            }
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        out.push(t0.elapsed().as_millis() as u64);
+    }
+    crate::app::shutdown(&peers).await;
+    ipfs.stop().await;
+    sworker.stop().await;
+    chain.stop().await;
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Options of the hidden `smanager devnet-chain` (the benchmark's chain process).

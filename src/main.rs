@@ -18,10 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !matches!(
-        cli.command,
-        Command::Devnet(_) | Command::Bench(_) | Command::DevnetChain(_)
-    ) {
+    // devnet and the benchmark keep their stdout for their own report; the benchmark logs only when asked to.
+    let quiet = match cli.command {
+        Command::Devnet(_) | Command::DevnetChain(_) => true,
+        Command::Bench(_) => std::env::var_os("RUST_LOG").is_none(),
+        _ => false,
+    };
+    if !quiet {
         logging::init(settings.log.format);
     }
     let result = match cli.command {
