@@ -1,6 +1,6 @@
 //! The pipeline end to end on devnet, over real sockets and PostgreSQL: a group of three members splits the work so
 //! every CID is pulled by exactly one; the sWorker going away fails nothing for good; a stalled IPFS pin is
-//! cancelled and retried; a full disk parks files as `insufficient_space` until space returns.
+//! cancelled and retried; a seal whose `sealed_size` stops growing is ended and its pin aborted; a full disk parks files as `insufficient_space` until space returns.
 
 mod common;
 #[path = "common/devnode.rs"]
@@ -184,6 +184,53 @@ async fn full_disk_parks_files_until_space_returns() {
         async move { (s == Some(FileStatus::Sealed)).then_some(()) }
     })
     .await;
+    node.stop().await;
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn stalled_seal_is_ended_and_its_pin_aborted_then_retried() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 200).await;
+    // IPFS keeps the pin alive with progress lines, so only the Sealer's sealed_size check can notice the stall.
+    let node = Node::start(&chain.ws_url(), &me, &content, |s| {
+        s.puller.stall_timeout_secs = 600;
+        s.puller.base_timeout_secs = 600;
+        s.sealer.stall_checks = 3;
+    });
+    node.ipfs.set_transfer_rate(1);
+    let f = content.build(5150, 300_000, false, true).cid;
+    chain.order_now(&f, 300_000, 1);
+    eventually(60, "the stalled seal was cancelled", || {
+        let row: Option<(FileStatus, Option<String>)> = files::table
+            .find(&f)
+            .select((files::status, files::last_error))
+            .first(&mut node.db.conn())
+            .ok();
+        async move {
+            row.filter(|(s, e)| *s == FileStatus::PinError && e.as_deref().is_some_and(|e| e.contains("seal stalled")))
+                .map(|_| ())
+        }
+    })
+    .await;
+    eventually(30, "the partial seal was ended and the pin aborted", || {
+        let pending = node.sworker.pending_cids().contains(&f);
+        let cancelled = node.ipfs.stats().pins_cancelled;
+        async move { (!pending && cancelled >= 1).then_some(()) }
+    })
+    .await;
+    node.ipfs.set_transfer_rate(64 * 1024 * 1024);
+    eventually(60, "sealed on a later attempt", || {
+        let s = node.status(&f);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        node.ipfs.stats().max_concurrent_same_cid,
+        1,
+        "the aborted pin ended before the retry"
+    );
     node.stop().await;
     chain.stop().await;
 }

@@ -473,7 +473,15 @@ async fn pin_walk(
             break;
         }
         let Some(block) = file.block(i) else { break };
-        actix_rt::time::sleep(Duration::from_secs_f64(block.len() as f64 / rate as f64)).await;
+        // "Fetching" the block; a client that goes away cancels it, as Kubo's request context does.
+        let fetched = Instant::now() + Duration::from_secs_f64(block.len() as f64 / rate as f64);
+        while Instant::now() < fetched && !cancel.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let left = fetched.saturating_duration_since(Instant::now());
+            actix_rt::time::sleep(left.min(Duration::from_millis(100))).await;
+        }
+        if cancel.load(Ordering::SeqCst) || Instant::now() >= deadline {
+            continue;
+        }
         let r = awc::Client::default()
             .post(format!("{sworker}/storage/seal?cid={cid}&new_block=false"))
             .timeout(Duration::from_secs(60))
