@@ -1,6 +1,6 @@
 //! `smanager bench`: indexing throughput against a devnet chain in a separate process (so its memory does not count):
 //! a full FilesV2 scan into PostgreSQL (orders/s), a catch-up of a day of blocks (blocks/s), and this process's peak
-//! RSS. Prints one JSON line.
+//! RSS; then the pick latency of the whole pipeline on an in-process devnet. Prints one JSON line.
 
 use std::process::{Command, Stdio};
 use std::rc::Rc;

@@ -15,13 +15,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The subcommands; every one reads and validates the configuration first.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the pipeline against the configured chain, sWorker, IPFS and PostgreSQL.
     Run,
     /// The whole stack on loopback: simulated Crust chain, sWorker and IPFS, a PostgreSQL, and smanager.
     Devnet(crate::devnet::run::DevnetArgs),
-    /// Indexing benchmark: FilesV2 scan orders/s, catch-up blocks/s and peak RSS, as one JSON line.
+    /// Benchmark: FilesV2 scan orders/s, catch-up blocks/s, peak RSS and pick latency, as one JSON line.
     Bench(crate::bench::BenchArgs),
     /// The benchmark's devnet chain process (internal).
     #[command(hide = true)]
@@ -37,6 +38,7 @@ pub enum Command {
     Config(ConfigCommand),
     /// Counts by status, cursors and indexer lag.
     Status {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -53,6 +55,7 @@ pub enum Command {
     },
 }
 
+/// `smanager config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration, secrets redacted.
@@ -61,6 +64,7 @@ pub enum ConfigCommand {
     Check,
 }
 
+/// `smanager files …`.
 #[derive(Debug, Subcommand)]
 pub enum FilesCommand {
     /// Files, most recently changed first.
@@ -68,21 +72,27 @@ pub enum FilesCommand {
         /// Only files with this status (new, queued, pinning, sealed, pin_error, failed, …).
         #[arg(long)]
         status: Option<String>,
+        /// At most this many files.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Skip this many files first (paging).
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One file with its owners, pin history and cleanups.
     Show {
+        /// The file's CID, as ordered on chain.
         cid: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// Which files `smanager retry` sends back to the queue: one CID or every file with a status.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct RetryArgs {

@@ -14,6 +14,7 @@ fn open(settings: &Settings) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// `smanager migrate`: applies (or reverts) the embedded migrations without starting the pipeline.
 pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
     let db = Db::connect(&settings.database).context("connecting to PostgreSQL")?;
     let mut conn = db.conn()?;
@@ -31,6 +32,7 @@ pub fn migrate(settings: &Settings, revert_all: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `smanager status`: counts by status, cursors and lag, from PostgreSQL alone (works while the service runs).
 pub fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
     let db = open(settings)?;
     let mut c = db.conn()?;
@@ -86,6 +88,7 @@ fn parse_status(s: &str) -> anyhow::Result<FileStatus> {
     s.parse::<FileStatus>().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// `smanager files list|show`.
 pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
     let db = open(settings)?;
     let mut c = db.conn()?;
@@ -172,6 +175,7 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `smanager retry`: makes failed or waiting files due now; the running Picker takes them on its next round.
 pub fn retry(settings: &Settings, args: RetryArgs) -> anyhow::Result<()> {
     let db = open(settings)?;
     let mut c = db.conn()?;

@@ -12,8 +12,10 @@ use crate::config::SealCoordinatorSettings;
 /// Why a coordinator call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
+    /// Network trouble: the pipeline waits and retries.
     #[error("seal coordinator unreachable: {0}")]
     Unavailable(String),
+    /// The coordinator answered with an error status.
     #[error("seal coordinator answered {status}: {body}")]
     Api { status: u16, body: String },
 }
@@ -35,6 +37,7 @@ pub struct SealCoordinator {
 }
 
 impl SealCoordinator {
+    /// Builds a client; nothing is sent until the first call.
     pub fn new(s: &SealCoordinatorSettings) -> Self {
         SealCoordinator {
             base: s.end_point.trim_end_matches('/').to_string(),

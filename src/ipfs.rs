@@ -14,12 +14,16 @@ use serde::Deserialize;
 /// Why an IPFS call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpfsError {
+    /// Connection refused or reset: IPFS is down, nothing is judged.
     #[error("IPFS unreachable: {0}")]
     Unavailable(String),
+    /// IPFS answered with an error.
     #[error("IPFS answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// No answer within the call's timeout.
     #[error("IPFS call timed out")]
     Timeout,
+    /// An answer we cannot read.
     #[error("unexpected IPFS answer: {0}")]
     Decode(String),
 }

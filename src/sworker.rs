@@ -13,12 +13,16 @@ use crate::ipfs::number;
 /// Why an sWorker call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SworkerError {
+    /// Connection refused or reset: the sWorker is down, nothing is marked failed.
     #[error("sWorker unreachable: {0}")]
     Unavailable(String),
+    /// An A/B upgrade is running: retry later.
     #[error("sWorker is upgrading (501): {0}")]
     Upgrading(String),
+    /// The sWorker answered with an error code.
     #[error("sWorker answered {status} (code {code}): {message}")]
     Api { status: u16, code: i64, message: String },
+    /// An answer we cannot read.
     #[error("unexpected sWorker answer: {0}")]
     Decode(String),
 }
@@ -69,6 +73,7 @@ impl Workload {
         u32::try_from(self.srd_complete_gib.saturating_mul(100) / total).unwrap_or(100)
     }
 
+    /// Free system-disk bytes (the API reports GiB).
     pub fn sys_free_bytes(&self) -> u64 {
         self.sys_disk_available_gib.saturating_mul(GIB)
     }
@@ -101,14 +106,18 @@ impl Workload {
 /// A file's state in the sWorker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum FileState {
+    /// Sealed and reported on chain.
     Valid { size: u64 },
+    /// Was sealed but the sWorker lost it.
     Lost { size: u64 },
+    /// Still sealing.
     Pending { sealed_bytes: u64 },
 }
 
 /// What `storage/delete` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
+    /// The sWorker removed it.
     Deleted,
     /// 404: the sWorker does not hold it; for cleanup this is as good as deleted.
     NotFound,
@@ -116,6 +125,7 @@ pub enum DeleteOutcome {
 
 /// What the pipeline needs from the sWorker.
 pub trait Sworker {
+    /// Capacity, SRD and file totals (`/workload`).
     fn workload(&self) -> LocalBoxFuture<'_, Result<Workload, SworkerError>>;
     /// `None` when the sWorker does not know the CID (404).
     fn file_info(&self, cid: &str) -> LocalBoxFuture<'_, Result<Option<FileState>, SworkerError>>;

@@ -37,6 +37,7 @@ pub struct PassReport {
     pub deferred: usize,
 }
 
+/// Turns closed files into freed disk: coordinator unMarkSeal, then sWorker `storage/delete`, with retries.
 pub struct Cleanup {
     deps: Deps,
     peers: SharedPeers,
@@ -45,6 +46,7 @@ pub struct Cleanup {
 }
 
 impl Cleanup {
+    /// Builds the actor; its state is loaded from PostgreSQL when it starts.
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Cleanup {
             deps,

@@ -39,6 +39,7 @@ pub struct IndexerProgress {
     pub starts: u32,
 }
 
+/// Follows finalized blocks from the persisted cursor and applies each block's events in one transaction.
 pub struct Indexer {
     deps: Deps,
     peers: SharedPeers,
@@ -48,6 +49,7 @@ pub struct Indexer {
 }
 
 impl Indexer {
+    /// Builds the actor; the cursor is read from PostgreSQL when it starts.
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Indexer {
             deps,

@@ -38,10 +38,15 @@ pub use sealer::Sealer;
 /// What every actor is built from.
 #[derive(Clone)]
 pub struct Deps {
+    /// PostgreSQL, the only state that survives a restart.
     pub db: Db,
+    /// The validated configuration.
     pub settings: Rc<Settings>,
+    /// The Crust chain (subxt client, or a scripted chain in tests).
     pub chain: Rc<dyn ChainSource>,
+    /// Crust's IPFS (Kubo RPC), which seals as it pins.
     pub ipfs: Rc<dyn Ipfs>,
+    /// The sWorker API.
     pub sworker: Rc<dyn Sworker>,
     /// Names this process in pin leases: `<account>/<random>`.
     pub holder: String,
@@ -50,10 +55,15 @@ pub struct Deps {
 /// The actors' addresses, shared once all are started (they reference each other in a cycle).
 #[derive(Clone)]
 pub struct Peers {
+    /// Follows finalized blocks.
     pub indexer: Addr<Indexer>,
+    /// Decides what to pull.
     pub picker: Addr<Picker>,
+    /// Runs `pin/add`.
     pub puller: Addr<Puller>,
+    /// Follows sealing.
     pub sealer: Addr<Sealer>,
+    /// Deletes closed files.
     pub cleanup: Addr<Cleanup>,
 }
 

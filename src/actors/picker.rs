@@ -51,6 +51,7 @@ pub struct PickerStats {
     pub starts: u32,
 }
 
+/// The decision engine: chooses which indexed files this node pulls, when capacity frees or orders arrive.
 pub struct Picker {
     deps: Deps,
     started: std::time::Instant,
@@ -62,6 +63,7 @@ pub struct Picker {
 }
 
 impl Picker {
+    /// Builds the actor; it reads its queue from PostgreSQL on every round, so a restart loses nothing.
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Picker {
             deps,
@@ -237,11 +239,15 @@ pub struct PickContext {
 /// The judgement on one candidate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// Pull it, in this lane.
     Pick(Lane),
     /// Not for this node (reason recorded as `skipped`).
     Skip(String),
+    /// Cannot be stored at all (recorded as `invalid`).
     Invalid(String),
+    /// No replica on chain yet: checked again later.
     PendingReplica,
+    /// Not enough space in the sWorker or on the system disk right now.
     NoSpace,
     /// The lane is full: leave the file `new` for a later round.
     LaneFull,

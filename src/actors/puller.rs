@@ -59,6 +59,7 @@ struct Finished {
     outcome: Outcome,
 }
 
+/// Runs `pin/add` for queued pins under a lease, bounded per lane, and records every outcome.
 pub struct Puller {
     deps: Deps,
     peers: SharedPeers,
@@ -68,6 +69,7 @@ pub struct Puller {
 }
 
 impl Puller {
+    /// Builds the actor; on start, and every lease period, it re-adopts live pins that are its own or whose lease expired.
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Puller {
             deps,

@@ -43,6 +43,7 @@ pub struct CheckReport {
     pub orphans_ended: usize,
 }
 
+/// Follows sealing in the sWorker: marks files sealed, cancels stalled seals, ends orphaned ones.
 pub struct Sealer {
     deps: Deps,
     peers: SharedPeers,
@@ -50,6 +51,7 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    /// Builds the actor; what it follows is read from PostgreSQL on every check.
     pub fn new(deps: Deps, peers: SharedPeers) -> Self {
         Sealer {
             deps,

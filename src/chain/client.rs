@@ -126,6 +126,7 @@ impl super::ChainSource for Reconnecting {
 }
 
 impl SubxtChain {
+    /// Opens a WebSocket connection and loads the runtime's metadata and legacy types.
     pub async fn connect(url: &str) -> Result<Self, ChainError> {
         let rpc_client = RpcClient::from_insecure_url(url)
             .await

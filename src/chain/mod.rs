@@ -30,6 +30,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// The name stored with the file and shown to operators.
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::Closed => "closed",
@@ -41,16 +42,12 @@ impl CloseReason {
 /// What a finalized block means for the file index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainEvent {
+    /// `Market.FileSuccess`, with size, tips and owner taken from the order's call.
     Ordered(FileOrder),
-    Closed {
-        cid: String,
-        reason: CloseReason,
-    },
+    /// The order ended: `FileClosed`, `IllegalFileClosed`, or a `CalculateSuccess` whose file is gone.
+    Closed { cid: String, reason: CloseReason },
     /// Chain data that cannot be a file (a MerkleRoot that is not UTF-8 or not a CID): recorded, never dropped.
-    Invalid {
-        raw: String,
-        reason: String,
-    },
+    Invalid { raw: String, reason: String },
 }
 
 /// One finalized block, decoded.
@@ -65,10 +62,13 @@ pub struct IndexedBlock {
 /// Why the chain could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
+    /// Transport trouble: retried with backoff, never fatal.
     #[error("chain unavailable: {0}")]
     Unavailable(String),
+    /// The block cannot be read: logged with its number and recorded, never skipped silently.
     #[error("block {number} cannot be decoded: {reason}")]
     Decode { number: u64, reason: String },
+    /// Asked for a block beyond the finalized head.
     #[error("block {0} is not finalized yet")]
     NotFinalized(u64),
 }

@@ -5,12 +5,16 @@ use sp_crypto_hashing::blake2_512;
 /// Why a string is not an SS58 address.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Ss58Error {
+    /// Not valid base58 text.
     #[error("not base58")]
     Base58,
+    /// Decoded to a length no 32-byte account has.
     #[error("wrong length ({0} bytes decoded, expected 35 or 36)")]
     Length(usize),
+    /// Uses a prefix range SS58 reserves.
     #[error("reserved address prefix")]
     Prefix,
+    /// The checksum does not match: a typo in the address.
     #[error("bad checksum")]
     Checksum,
 }

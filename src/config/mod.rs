@@ -25,10 +25,13 @@ pub const DEFAULT_FILE: &str = "config/default.toml";
 /// A configuration problem, always naming the key and the expected form.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file that cannot be read or parsed.
     #[error("config file {path}: {reason}")]
     File { path: String, reason: String },
+    /// A key nobody reads, most likely a typo.
     #[error("unknown configuration key `{key}` (from {source_name}); known keys are listed by `smanager config show`")]
     UnknownKey { key: String, source_name: String },
+    /// A value outside what the key accepts.
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
 }

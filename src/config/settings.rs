@@ -12,23 +12,37 @@ pub const STRATEGY_WEIGHT_KEYS: [&str; 3] = ["existedFilesWeight", "dbFilesWeigh
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
+    /// `chain.*`: the Crust node and indexing.
     pub chain: ChainSettings,
+    /// `sworker.*`.
     pub sworker: SworkerSettings,
+    /// `ipfs.*`.
     pub ipfs: IpfsSettings,
+    /// `node.*`.
     pub node: NodeSettings,
+    /// `telemetry.*`.
     pub telemetry: TelemetrySettings,
     /// Kept for the TypeScript config: where it put its SQLite file. We keep state in PostgreSQL and only write
     /// scratch files here.
     pub data_dir: String,
+    /// `scheduler.*`: the Picker's rules and gates.
     pub scheduler: SchedulerSettings,
+    /// `sealCoordinator.*`; absent means no coordinator.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal_coordinator: Option<SealCoordinatorSettings>,
+    /// `database.*`.
     pub database: DatabaseSettings,
+    /// `admin.*`: the admin HTTP server.
     pub admin: AdminSettings,
+    /// `puller.*`.
     pub puller: PullerSettings,
+    /// `sealer.*`.
     pub sealer: SealerSettings,
+    /// `retry.*`: backoff and giving up.
     pub retry: RetrySettings,
+    /// `cleanup.*`.
     pub cleanup: CleanupSettings,
+    /// `log.*`.
     pub log: LogSettings,
 }
 
@@ -68,6 +82,7 @@ pub struct ChainSettings {
     pub poll_interval_ms: u64,
     /// First reconnect delay; doubles up to `reconnectMaxSecs`.
     pub reconnect_min_secs: u64,
+    /// Longest reconnect delay.
     pub reconnect_max_secs: u64,
     /// Pause between two full scans of `Market.FilesV2`.
     pub scan_cooldown_secs: u64,
@@ -103,6 +118,7 @@ impl Default for ChainSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SworkerSettings {
+    /// sWorker API base URL (crust-node: `http://127.0.0.1:12222`).
     pub end_point: String,
     /// Per-request timeout.
     pub timeout_secs: u64,
@@ -121,6 +137,7 @@ impl Default for SworkerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct IpfsSettings {
+    /// Kubo RPC base URL of Crust's IPFS (crust-node: `http://127.0.0.1:5001`).
     pub end_point: String,
     /// Timeout of short calls (`version`, `pin/ls`, `repo/stat`); `pin/add` has its own, see `puller`.
     pub timeout_secs: u64,
@@ -142,14 +159,18 @@ impl Default for IpfsSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRole {
+    /// Part of a group: the group slot decides what this node pulls.
     #[default]
     Member,
+    /// A stand-alone node.
     Isolation,
 }
 
+/// `node.*` from the TypeScript config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct NodeSettings {
+    /// `member` or `isolation`.
     pub role: NodeRole,
 }
 
@@ -157,7 +178,9 @@ pub struct NodeSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TelemetrySettings {
+    /// URL the report is POSTed to.
     pub end_point: String,
+    /// Seconds between two reports.
     pub interval_secs: u64,
 }
 
@@ -174,7 +197,9 @@ impl Default for TelemetrySettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Strategy {
+    /// `"default"`, `"srdFirst"` or `"newFileFirst"`.
     Preset(StrategyPreset),
+    /// Explicit weights per source.
     Weights(StrategyWeights),
 }
 
@@ -184,12 +209,16 @@ impl Default for Strategy {
     }
 }
 
+/// The TypeScript manager's named strategies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StrategyPreset {
+    /// db/new 50/50.
     #[serde(rename = "default")]
     Default,
+    /// db/new 80/10: favours files already on chain.
     #[serde(rename = "srdFirst")]
     SrdFirst,
+    /// db/new 20/80: favours new orders.
     #[serde(rename = "newFileFirst")]
     NewFileFirst,
 }
@@ -234,8 +263,10 @@ impl Strategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum RankBy {
+    /// Highest tips first, as the TypeScript manager does.
     #[default]
     Tips,
+    /// Highest tips per byte first.
     RewardPerByte,
 }
 
@@ -243,6 +274,7 @@ pub enum RankBy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SchedulerSettings {
+    /// How picks are split between new orders and files found by the scanner.
     pub strategy: Strategy,
     /// Percent of the sWorker's space that must be SRD before any file is pulled (0–100).
     pub min_srd_ratio: u32,
@@ -268,6 +300,7 @@ pub struct SchedulerSettings {
     pub min_sys_free_gib: u64,
     /// sWorker free space must exceed this multiple of (file + in-flight reservations).
     pub space_factor: f64,
+    /// How candidates that pass every filter are ordered.
     pub rank_by: RankBy,
     /// Candidates read per pick round.
     pub batch_size: u32,
@@ -302,9 +335,12 @@ impl Default for SchedulerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SealCoordinatorSettings {
+    /// Coordinator base URL.
     pub end_point: String,
+    /// This node's id, sent in a header with every call.
     #[serde(rename = "nodeUUID")]
     pub node_uuid: String,
+    /// Bearer token (redacted by `config show`).
     pub auth_token: String,
 }
 
@@ -312,8 +348,11 @@ pub struct SealCoordinatorSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct DatabaseSettings {
+    /// PostgreSQL connection URL (its password is redacted by `config show`).
     pub url: String,
+    /// Connections in the pool.
     pub pool_size: u32,
+    /// How long to wait for a connection before the call fails.
     pub connect_timeout_secs: u64,
 }
 
@@ -358,6 +397,7 @@ impl Default for AdminSettings {
 pub struct PullerSettings {
     /// Absolute cap = `baseTimeoutSecs` + size / `minBytesPerSec`.
     pub base_timeout_secs: u64,
+    /// The slowest transfer rate a pin is given time for.
     pub min_bytes_per_sec: u64,
     /// Abort when streamed progress has not grown for this long.
     pub stall_timeout_secs: u64,
@@ -380,6 +420,7 @@ impl Default for PullerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SealerSettings {
+    /// Seconds between two reads of the sWorker's pending map.
     pub check_interval_secs: u64,
     /// A pending seal whose `sealed_size` did not grow over this many checks is cancelled.
     pub stall_checks: u32,
@@ -401,7 +442,9 @@ impl Default for SealerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RetrySettings {
+    /// First retry delay; doubles with every attempt.
     pub base_delay_secs: u64,
+    /// Longest retry delay.
     pub max_delay_secs: u64,
     /// Attempts before a file becomes `failed`.
     pub max_attempts: u32,
@@ -424,7 +467,9 @@ impl Default for RetrySettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CleanupSettings {
+    /// Seconds between two cleanup rounds.
     pub interval_secs: u64,
+    /// Cleanup records handled per round.
     pub batch_size: u32,
 }
 
@@ -437,18 +482,23 @@ impl Default for CleanupSettings {
     }
 }
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Text on a terminal, JSON otherwise.
     #[default]
     Auto,
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line, for log shippers.
     Json,
 }
 
+/// `log.*`; levels per module come from `RUST_LOG`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct LogSettings {
+    /// `auto`, `text` or `json`.
     pub format: LogFormat,
 }

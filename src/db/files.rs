@@ -361,6 +361,7 @@ pub struct FileDetail {
     pub cleanups: Vec<Cleanup>,
 }
 
+/// One file with its owners, pin history and cleanups, for `files show` and the API.
 pub fn detail(conn: &mut PgConnection, cid: &str) -> Result<Option<FileDetail>, DbError> {
     let Some(file) = files::table
         .find(cid)

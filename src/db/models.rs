@@ -74,17 +74,29 @@ macro_rules! pg_enum {
 pg_enum!(
     /// Where a file is in the pipeline; see ARCHITECTURE.md for the transitions.
     FileStatus, super::schema::sql_types::FileStatus, "file status", {
+    /// Indexed and waiting for the Picker.
     New => "new",
+    /// Not for this node (group slot, probability, size, replicas, lifetime, coordinator); the reason is kept.
     Skipped => "skipped",
+    /// No replica on chain yet; rechecked after a backoff.
     PendingReplica => "pending_replica",
+    /// Did not fit when picked; retried after a backoff.
     InsufficientSpace => "insufficient_space",
+    /// Picked: a pin exists and waits for a Puller slot.
     Queued => "queued",
+    /// `pin/add` is running; the sWorker seals as blocks arrive.
     Pinning => "pinning",
+    /// Pinned and sealed: the node stores it.
     Sealed => "sealed",
+    /// The last attempt failed; retried after a backoff.
     PinError => "pin_error",
+    /// Given up (too many attempts or too old); `retry` brings it back.
     Failed => "failed",
+    /// Cannot be stored: bad CID, no replica after the deadline, or unreadable chain data.
     Invalid => "invalid",
+    /// The order ended on chain; a cleanup record decides what to delete.
     Closed => "closed",
+    /// Deleted from the sWorker and IPFS after its order closed.
     Cleaned => "cleaned",
 });
 
@@ -108,10 +120,15 @@ impl FileStatus {
 pg_enum!(
     /// One pin attempt's state; `queued` and `pinning` are live and carry a lease.
     PinStatus, super::schema::sql_types::PinStatus, "pin status", {
+    /// Created by the Picker; waiting for a Puller slot.
     Queued => "queued",
+    /// `pin/add` is running under a lease.
     Pinning => "pinning",
+    /// `pin/add` returned: the file is sealed.
     Pinned => "pinned",
+    /// `pin/add` failed, timed out or stalled.
     Failed => "failed",
+    /// Cancelled on purpose: its seal stalled, or the order closed.
     Aborted => "aborted",
 });
 
@@ -123,16 +140,22 @@ impl PinStatus {
 pg_enum!(
     /// Small and large files are pulled in separate lanes so a few big files cannot starve the rest.
     Lane, super::schema::sql_types::PinLane, "lane", {
+    /// Files under 5 GiB: 60% of `maxPendingTasks`.
     Small => "small",
+    /// Files of 5 GiB or more: 40% of `maxPendingTasks`.
     Large => "large",
 });
 
 pg_enum!(
     /// A deletion request's state.
     CleanupStatus, super::schema::sql_types::CleanupStatus, "cleanup status", {
+    /// Waiting to be deleted (with backoff after failures).
     Pending => "pending",
+    /// Deleted, or the sWorker did not have it (404).
     Done => "done",
+    /// Given up after the configured number of attempts.
     Failed => "failed",
+    /// The CID was ordered again before it was deleted.
     Cancelled => "cancelled",
 });
 

@@ -18,6 +18,7 @@ pub struct LaneUsage {
     pub reserved_bytes: i64,
 }
 
+/// Pins and reserved bytes per lane, for the Picker's capacity gates and the metrics.
 pub fn lane_usage(conn: &mut PgConnection) -> Result<LaneUsage, DbError> {
     let rows: Vec<(Lane, i64, Option<bigdecimal::BigDecimal>)> = pins::table
         .filter(pins::status.eq_any(PinStatus::LIVE.to_vec()))

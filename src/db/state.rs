@@ -54,6 +54,7 @@ pub struct GroupInfo {
     pub refreshed_at: Option<DateTime<Utc>>,
 }
 
+/// One named cursor, if it was ever written.
 pub fn cursor(conn: &mut PgConnection, name: &str) -> Result<Option<Cursor>, DbError> {
     Ok(chain_cursors::table
         .find(name)
@@ -62,6 +63,7 @@ pub fn cursor(conn: &mut PgConnection, name: &str) -> Result<Option<Cursor>, DbE
         .optional()?)
 }
 
+/// Every cursor, for `status` and the API.
 pub fn all_cursors(conn: &mut PgConnection) -> Result<Vec<Cursor>, DbError> {
     Ok(chain_cursors::table
         .order(chain_cursors::name)
@@ -107,6 +109,7 @@ pub fn set_scan_cursor(conn: &mut PgConnection, name: &str, key: Option<&str>, r
     Ok(())
 }
 
+/// Reads a JSON value from the key-value state; `None` when the key was never written.
 pub fn kv_get<T: DeserializeOwned>(conn: &mut PgConnection, key: &str) -> Result<Option<T>, DbError> {
     let v: Option<serde_json::Value> = kv_state::table
         .find(key)
@@ -121,6 +124,7 @@ pub fn kv_get<T: DeserializeOwned>(conn: &mut PgConnection, key: &str) -> Result
     }
 }
 
+/// Writes a JSON value to the key-value state, replacing what was there.
 pub fn kv_set<T: Serialize>(conn: &mut PgConnection, key: &str, value: &T) -> Result<(), DbError> {
     let v = serde_json::to_value(value).map_err(|e| DbError::Invalid(e.to_string()))?;
     diesel::insert_into(kv_state::table)

@@ -33,6 +33,7 @@ pub struct Stats {
     pub at: DateTime<Utc>,
 }
 
+/// Everything `status`, `/api/stats` and the metrics show, in one read.
 pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
     let files = file_q::count_by_status(conn)?;
     let lanes = pins::lane_usage(conn)?;

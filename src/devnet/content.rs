@@ -37,6 +37,7 @@ impl FileMeta {
         (index <= self.leaves).then(|| leaf_block(self.seed, index - 1, leaf_len(self.size, index - 1)))
     }
 
+    /// Blocks in the file's DAG: the leaves plus the root.
     pub fn block_count(&self) -> u64 {
         self.leaves + 1
     }
@@ -147,6 +148,7 @@ fn read_varint(b: &[u8]) -> Option<(u64, usize)> {
 }
 
 impl ContentStore {
+    /// An empty store; files are added by the scenario or by tests.
     pub fn new() -> Self {
         Self::default()
     }

@@ -62,6 +62,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, sim: web::Data<(Arc<Mutex<St
 }
 
 impl CoordinatorSim {
+    /// Starts the seal-coordinator simulator, accepting only `token`.
     pub fn start(addr: SocketAddr, token: &str) -> std::io::Result<CoordinatorSim> {
         let state = Arc::new(Mutex::new(State::default()));
         let data = (state.clone(), token.to_string());
@@ -86,10 +87,12 @@ impl CoordinatorSim {
         })
     }
 
+    /// Base URL for `sealCoordinator.endPoint`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
+    /// The bearer token it expects.
     pub fn token(&self) -> &str {
         &self.token
     }
@@ -111,6 +114,7 @@ impl CoordinatorSim {
         self.state.lock().map(|s| s.telemetry.clone()).unwrap_or_default()
     }
 
+    /// Stops the server.
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }

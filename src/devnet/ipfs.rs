@@ -21,6 +21,7 @@ use super::content::{ContentStore, FileMeta};
 /// Runtime fault switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpfsFault {
+    /// Behaves normally.
     None,
     /// Every answer is a 500.
     ErrorAnswers,
@@ -170,22 +171,27 @@ impl IpfsSim {
         self.inner.state.lock().ok().map(|mut s| f(&mut s))
     }
 
+    /// Switches a fault on or off at runtime.
     pub fn set_fault(&self, fault: IpfsFault) {
         self.with(|s| s.fault = fault);
     }
 
+    /// Changes how fast content is "fetched"; applies to pins started from now on.
     pub fn set_transfer_rate(&self, bytes_per_sec: u64) {
         self.with(|s| s.cfg.transfer_rate = bytes_per_sec.max(1));
     }
 
+    /// CIDs currently pinned.
     pub fn pinned(&self) -> BTreeSet<String> {
         self.with(|s| s.pinned.clone()).unwrap_or_default()
     }
 
+    /// A copy of the counters.
     pub fn stats(&self) -> IpfsStats {
         self.with(|s| s.stats.clone()).unwrap_or_default()
     }
 
+    /// Stops the server at once; dropping the open connections cancels their pins.
     pub async fn stop(&self) {
         let handle = self.inner.server.lock().ok().and_then(|mut s| s.take());
         if let Some(h) = handle {

@@ -49,6 +49,7 @@ impl Default for SworkerConfig {
 /// Runtime fault switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// Behaves normally.
     None,
     /// The listener is closed: connections are refused.
     Down,
@@ -257,6 +258,7 @@ impl SworkerSim {
         format!("http://{}", self.addr())
     }
 
+    /// The bound address (useful after binding port 0).
     pub fn addr(&self) -> SocketAddr {
         self.inner
             .addr
@@ -334,6 +336,7 @@ impl SworkerSim {
         self.with(|s| s.chain_block = n);
     }
 
+    /// A copy of the counters.
     pub fn stats(&self) -> SworkerStats {
         self.with(|s| {
             let mut st = s.stats.clone();
@@ -363,6 +366,7 @@ impl SworkerSim {
         self.with(|s| s.pending.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// Stops the server.
     pub async fn stop(&self) {
         let handle = self.inner.server.lock().ok().and_then(|mut s| s.take());
         if let Some(h) = handle {

@@ -11,12 +11,19 @@ pub const TX_VERSION: u32 = 1;
 
 /// Pallet indices of spec 25.
 pub mod index {
+    /// Pallet index of System in spec 25.
     pub const SYSTEM: u8 = 0;
+    /// Pallet index of Timestamp in spec 25.
     pub const TIMESTAMP: u8 = 3;
+    /// Pallet index of Balances in spec 25.
     pub const BALANCES: u8 = 5;
+    /// Pallet index of Staking in spec 25.
     pub const STAKING: u8 = 8;
+    /// Pallet index of Utility in spec 25.
     pub const UTILITY: u8 = 23;
+    /// Pallet index of Swork in spec 25.
     pub const SWORK: u8 = 25;
+    /// Pallet index of Market in spec 25 (27 after the simulated spec-26 upgrade).
     pub const MARKET: u8 = 26;
 }
 

@@ -188,11 +188,13 @@ impl ChainState {
         self.files.remove(cid);
     }
 
+    /// The newest block, which is also finalized (devnet finalizes at once).
     pub fn head(&self) -> &Block {
         // There is always a genesis block.
         &self.blocks[self.blocks.len() - 1]
     }
 
+    /// The newest block's number.
     pub fn number(&self) -> u32 {
         self.head().header.number
     }
@@ -426,10 +428,12 @@ impl DevChain {
         Ok(chain)
     }
 
+    /// WebSocket endpoint for subxt and polkadot.js.
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.addr)
     }
 
+    /// HTTP endpoint for one-shot JSON-RPC calls.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -454,12 +458,14 @@ impl DevChain {
         }
     }
 
+    /// Produces blocks again after `pause`.
     pub fn resume(&self) {
         if let Ok(mut c) = self.shared.lock() {
             c.paused = false;
         }
     }
 
+    /// The finalized head's number.
     pub fn finalized_number(&self) -> u32 {
         self.shared.lock().map(|c| c.number()).unwrap_or(0)
     }
@@ -509,6 +515,7 @@ impl DevChain {
         self.shared.lock().ok().map(|c| f(&c))
     }
 
+    /// Stops block production and both servers.
     pub async fn stop(mut self) {
         if let Some(t) = self.timer.take() {
             t.abort();

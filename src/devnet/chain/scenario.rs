@@ -114,6 +114,7 @@ fn file_success(market: u8, owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
 }
 
 impl Scenario {
+    /// A generator whose every choice comes from the seed, so runs repeat exactly.
     pub fn new(cfg: ScenarioConfig, content: Arc<dyn ContentSource>, group: GroupSpec) -> Self {
         Scenario {
             cfg: Some(cfg),

@@ -133,6 +133,7 @@ pub struct Header {
 }
 
 impl Header {
+    /// The block hash: blake2-256 of the SCALE-encoded header, as Substrate computes it.
     pub fn hash(&self) -> [u8; 32] {
         sp_crypto_hashing::blake2_256(&self.encode())
     }
