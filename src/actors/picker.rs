@@ -288,12 +288,18 @@ pub fn cid_mod(cid: &str, m: u64) -> Option<u64> {
     u64::try_from(r).ok()
 }
 
-/// Whether the CID falls in the accepted `share` (0–1), deterministically.
-pub fn probability_accepts(cid: &str, share: f64) -> bool {
+/// Whether the CID falls in the accepted `share` (0–1). The draw is deterministic for one `seed` (so a file gets the
+/// same answer every round and after restarts) but independent between seeds, so different groups in the network
+/// take different files; a draw from the CID alone would make every node accept and refuse the same ones.
+pub fn probability_accepts(seed: &str, cid: &str, share: f64) -> bool {
     if share >= 1.0 {
         return true;
     }
-    let h = sp_crypto_hashing::blake2_128(cid.as_bytes());
+    let mut input = Vec::with_capacity(seed.len() + 1 + cid.len());
+    input.extend_from_slice(seed.as_bytes());
+    input.push(0);
+    input.extend_from_slice(cid.as_bytes());
+    let h = sp_crypto_hashing::blake2_128(&input);
     let x = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) % 1_000_000;
     (x as f64) < share * 1_000_000.0
 }
@@ -317,16 +323,19 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
     } else if cid::Cid::try_from(file.cid.as_str()).is_err() {
         return Verdict::Invalid("not a valid CID".into());
     }
-    // Probability: with `node_count` nodes and a target of `maxReplicas`, a group takes a file with probability
-    // maxReplicas × members / nodes. Drawn from the CID's hash, so the same file gets the same answer every time.
-    if let (Some(nodes), true) = (ctx.node_count, s.max_replicas > 0) {
+    // Probability, for new orders only (as in the TypeScript manager): with `node_count` live nodes a group takes a
+    // file with probability targetReplicas × members / nodes. The draw is seeded by the group (or, alone, by this
+    // account), so one group answers the same every time and different groups take different files. An unknown
+    // or zero node count does not filter (the TypeScript manager then refused every new order).
+    if let (Source::Events, Some(nodes), true) = (source, ctx.node_count, s.target_replicas > 0) {
         if nodes > 0 {
-            let share = (f64::from(s.max_replicas) * members.max(1) as f64 / nodes as f64).min(1.0);
-            if !probability_accepts(&file.cid, share) {
+            let share = (f64::from(s.target_replicas) * members.max(1) as f64 / nodes as f64).min(1.0);
+            let seed = ctx.group.owner.as_deref().unwrap_or(settings.chain.account.as_str());
+            if !probability_accepts(seed, &file.cid, share) {
                 return Verdict::Skip(format!(
-                    "probability filter: {:.0}% of files for {nodes} nodes and maxReplicas {}",
+                    "probability filter: {:.1}% of new orders for {nodes} live nodes and targetReplicas {}",
                     share * 100.0,
-                    s.max_replicas
+                    s.target_replicas
                 ));
             }
         }
@@ -671,10 +680,10 @@ mod tests {
     }
 
     #[test]
-    fn probability_filter_is_deterministic_and_proportional() {
+    fn probability_filter_is_deterministic_proportional_and_per_group() {
         let s = Settings::default();
         let mut c = ctx(1, 0);
-        c.node_count = Some(1000); // maxReplicas 100 → 10 % of files
+        c.node_count = Some(3000); // targetReplicas 300 → 10 % of new orders
         let cids: Vec<String> = (0..2000u64)
             .map(|i| {
                 let mh = cid::multihash::Multihash::<64>::wrap(0x12, &sp_crypto_hashing::sha2_256(&i.to_le_bytes()))
@@ -682,19 +691,45 @@ mod tests {
                 cid::Cid::new_v0(mh).expect("v0").to_string()
             })
             .collect();
-        let picked = cids
+        let picked = |c: &PickContext, source: Source| -> Vec<usize> {
+            (0..cids.len())
+                .filter(|&i| matches!(judge(&s, source, &file(&cids[i], 10), c), Verdict::Pick(_)))
+                .collect()
+        };
+        let first = picked(&c, Source::Events);
+        assert!((120..=280).contains(&first.len()), "{} of 2000 at 10 %", first.len());
+        assert_eq!(first, picked(&c, Source::Events), "same group, same answers");
+        // Another group draws its own 10 %: the overlap is about 10 % of it, not all of it.
+        let mut other = c.clone();
+        other.group.owner = Some("another-owner".into());
+        let theirs = picked(&other, Source::Events);
+        let overlap = first.iter().filter(|i| theirs.contains(i)).count();
+        assert!(
+            overlap < first.len() / 2,
+            "{overlap} of {} shared between groups",
+            first.len()
+        );
+        // Files found by the scanner are not filtered by probability, as in the TypeScript manager.
+        let mut scanned = file(&cids[0], 10);
+        scanned.expired_at = 10_000_000;
+        scanned.replicas = 50;
+        let scan_skips = cids
             .iter()
-            .filter(|cid| matches!(judge(&s, Source::Events, &file(cid, 10), &c), Verdict::Pick(_)))
+            .filter(|cid| {
+                let mut f = scanned.clone();
+                f.cid = (*cid).clone();
+                matches!(judge(&s, Source::Scan, &f, &c), Verdict::Skip(r) if r.contains("probability"))
+            })
             .count();
-        assert!((120..=280).contains(&picked), "{picked} of 2000 at 10 %");
-        let again = cids
-            .iter()
-            .filter(|cid| matches!(judge(&s, Source::Events, &file(cid, 10), &c), Verdict::Pick(_)))
-            .count();
-        assert_eq!(picked, again);
+        assert_eq!(scan_skips, 0);
+        // Few nodes: every new order is taken; targetReplicas 0 turns the filter off.
         c.node_count = Some(50);
+        assert_eq!(picked(&c, Source::Events).len(), cids.len());
+        let mut off = s.clone();
+        off.scheduler.target_replicas = 0;
+        c.node_count = Some(1_000_000);
         assert!(matches!(
-            judge(&s, Source::Events, &file(&cids[0], 10), &c),
+            judge(&off, Source::Events, &file(&cids[0], 10), &c),
             Verdict::Pick(_)
         ));
     }

@@ -296,6 +296,9 @@ pub struct SchedulerSettings {
     pub min_lifetime_days: u32,
     /// A file without any replica this long after it was indexed is invalid.
     pub no_replica_days: u32,
+    /// Probability filter for new orders: a group takes one with probability targetReplicas × members / live nodes
+    /// (300 is the TypeScript manager's constant); 0 turns the filter off.
+    pub target_replicas: u32,
     /// The system disk must keep this much free (GiB).
     pub min_sys_free_gib: u64,
     /// sWorker free space must exceed this multiple of (file + in-flight reservations).
@@ -322,6 +325,7 @@ impl Default for SchedulerSettings {
             large_lane_percent: 40,
             min_lifetime_days: 120,
             no_replica_days: 10,
+            target_replicas: 300,
             min_sys_free_gib: 50,
             space_factor: 2.2,
             rank_by: RankBy::Tips,
