@@ -20,6 +20,7 @@ use crate::db::files::{self, Source};
 use crate::db::pins::{self, LaneUsage};
 use crate::db::state::{self, ChainHead, GroupInfo};
 use crate::db::{DbError, File, FileStatus, Lane};
+use crate::sworker::FileState;
 
 /// Crust block time, used to turn block numbers into remaining lifetime.
 pub const BLOCK_SECS: i64 = 6;
@@ -46,6 +47,8 @@ pub struct GetStats;
 pub struct PickerStats {
     pub rounds: u64,
     pub picked: u64,
+    /// Files found already sealed in the sWorker, recorded without a pull.
+    pub already_stored: u64,
     pub skipped: u64,
     pub not_ready: u64,
     pub starts: u32,
@@ -94,7 +97,8 @@ impl Picker {
             match res {
                 Ok(r) => {
                     act.stats.picked += r.picked as u64;
-                    act.stats.skipped += r.judged.saturating_sub(r.picked) as u64;
+                    act.stats.already_stored += r.already_stored as u64;
+                    act.stats.skipped += r.judged.saturating_sub(r.picked + r.already_stored) as u64;
                     if let Some(why) = &r.not_ready {
                         act.stats.not_ready += 1;
                         log::debug!(target: "smanager::picker", "not picking: {why}");
@@ -219,6 +223,8 @@ impl Handler<Shutdown> for Picker {
 struct RoundReport {
     picked: usize,
     judged: usize,
+    /// Candidates the sWorker already held, recorded as sealed without a pull.
+    already_stored: usize,
     not_ready: Option<String>,
     /// Candidates may remain and a lane has room: run again at once.
     more: bool,
@@ -392,6 +398,20 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
     Verdict::Pick(lane)
 }
 
+/// `Some("valid"|"lost")` when the sWorker already holds the file, as the TypeScript manager checks before pulling
+/// (a lost file counts as handled there too). An unreachable sWorker or an odd answer means "not known": pull it.
+async fn already_stored(sworker: &dyn crate::sworker::Sworker, cid: &str) -> Option<&'static str> {
+    match sworker.file_info(cid).await {
+        Ok(Some(FileState::Valid { .. })) => Some("valid"),
+        Ok(Some(FileState::Lost { .. })) => Some("lost"),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!(target: "smanager::picker", cid = cid; "file/info before pulling failed: {e}");
+            None
+        }
+    }
+}
+
 async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     let settings = deps.settings.clone();
     let s = &settings.scheduler;
@@ -508,6 +528,23 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
         report.judged += 1;
         let verdict = judge(&settings, source, &file, &ctx);
         let cid = file.cid.clone();
+        // A file that passed the filters may already be in the sWorker (sealed by the TypeScript manager before a
+        // migration, or by a pin whose outcome was lost): record it as sealed instead of pulling it again or
+        // reserving space for it.
+        if matches!(verdict, Verdict::Pick(_) | Verdict::NoSpace) {
+            if let Some(how) = already_stored(deps.sworker.as_ref(), &cid).await {
+                let c2 = cid.clone();
+                let reason = format!("already {how} in the sWorker");
+                deps.db
+                    .run(move |c| {
+                        files::transition(c, &c2, &[FileStatus::New], FileStatus::Sealed, Some(&reason), None)
+                    })
+                    .await?;
+                report.already_stored += 1;
+                log::info!(target: "smanager::picker", cid = cid.as_str(); "already {how} in the sWorker: not pulled");
+                continue;
+            }
+        }
         let (status, reason, next) = match verdict {
             Verdict::Pick(lane) => {
                 // A shared seal coordinator may veto the pull; unreachable, it stops the round (nothing is lost).
@@ -582,7 +619,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             .run(move |c| files::transition(c, &cid, &[FileStatus::New], status, reason.as_deref(), next))
             .await?;
     }
-    report.more = report.picked > 0 && fetched_full && !(lanes_full.0 && lanes_full.1);
+    report.more = report.picked + report.already_stored > 0 && fetched_full && !(lanes_full.0 && lanes_full.1);
     Ok(report)
 }
 
