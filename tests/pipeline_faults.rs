@@ -148,6 +148,13 @@ async fn stalled_pin_is_cancelled_then_retried_with_backoff() {
         !node.sworker.pending_cids().contains(&stuck),
         "the partial seal was discarded"
     );
+    // IPFS notices the dropped request on its next write; only then is the stalled pin really over (else it could
+    // still finish once the content appears, and the Picker would rightly find the file already sealed).
+    eventually(30, "IPFS cancelled the stalled pin", || {
+        let n = node.ipfs.stats().pins_cancelled;
+        async move { (n >= 1).then_some(()) }
+    })
+    .await;
     content.set_available(&stuck, true);
     eventually(60, "sealed on a later attempt", || {
         let s = node.status(&stuck);
