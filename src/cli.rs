@@ -45,7 +45,7 @@ pub enum Command {
     /// List or show files.
     #[command(subcommand)]
     Files(FilesCommand),
-    /// Send failed or waiting files back to the queue.
+    /// Send failed or waiting files back to the queue, with attempts and give-up age reset.
     Retry(RetryArgs),
     /// Probe the admin server of a running smanager (for container healthchecks): exit 0 when it answers.
     Healthcheck {

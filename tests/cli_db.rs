@@ -5,6 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::TestDb;
+use diesel::RunQueryDsl;
 use smanager::chain::{ChainEvent, FileOrder, IndexedBlock};
 use smanager::db::{files, FileStatus};
 
@@ -32,7 +33,7 @@ fn migrate_status_files_retry() {
     let t = TestDb::empty();
     let (code, out, err) = smanager(&t, &["migrate"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("applied 1 migration"), "{out}");
+    assert!(out.contains("applied 2 migration"), "{out}");
     let (code, out, _) = smanager(&t, &["migrate"]);
     assert_eq!(code, 0);
     assert!(out.contains("schema is current"), "{out}");
@@ -51,6 +52,13 @@ fn migrate_status_files_retry() {
     };
     files::apply_block(&mut c, &block).expect("apply");
     files::transition(&mut c, CID, &[FileStatus::New], FileStatus::Failed, Some("test"), None).expect("fail it");
+    // As if it had failed every attempt, weeks ago.
+    diesel::sql_query(
+        "UPDATE files SET attempts = 8, created_at = now() - interval '40 days', \
+         pursued_since = now() - interval '40 days'",
+    )
+    .execute(&mut c)
+    .expect("age it");
 
     let (code, out, err) = smanager(&t, &["status", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -77,6 +85,13 @@ fn migrate_status_files_retry() {
     let (_, out, _) = smanager(&t, &["files", "show", CID, "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["file"]["status"], "new");
+    // A fresh start: no attempts counted, and the give-up age restarts (the first-seen time stays).
+    assert_eq!(v["file"]["attempts"], 0);
+    let since = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(v["file"][k].as_str().unwrap_or_else(|| panic!("{k}: {v}")))
+            .unwrap_or_else(|e| panic!("{k}: {e}"))
+    };
+    assert!(since("pursued_since") - since("created_at") > chrono::Duration::days(39));
     let (code, _, _) = smanager(&t, &["files", "show", "QmNope"]);
     assert_eq!(code, 1);
 }

@@ -148,6 +148,23 @@ fn check_exactly_once(t: &TestDb) {
         .expect("repeated cid");
     assert_eq!(tips, bigdecimal::BigDecimal::from(13));
     assert_eq!(status, FileStatus::New, "a new order re-opens a closed file");
+    // ... and starts its pursuit afresh (giving up counts from here); a file never closed keeps its first one.
+    let ages: Vec<(String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = files::table
+        .filter(files::cid.eq_any([CIDS[0], "Qm00000000000000000000000000000000000000000001"]))
+        .select((files::cid, files::created_at, files::pursued_since))
+        .load(&mut c)
+        .expect("ages");
+    assert_eq!(ages.len(), 2);
+    for (cid, created, pursued) in ages {
+        if cid == CIDS[0] {
+            assert!(
+                pursued > created,
+                "re-opened file keeps its first-seen time but restarts its pursuit"
+            );
+        } else {
+            assert_eq!(pursued, created, "{cid}");
+        }
+    }
     let owners: i64 = file_owners::table
         .filter(file_owners::cid.eq(CIDS[0]))
         .count()

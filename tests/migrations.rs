@@ -89,3 +89,28 @@ fn schema_rs_matches_the_migrations() {
         "schema.rs and the migrations disagree on the number of columns"
     );
 }
+
+/// Upgrading a database that already holds files keeps their age: `pursued_since` starts at `created_at`, so files
+/// waiting for weeks before the upgrade are not given a fresh month.
+#[test]
+fn pursued_since_is_backfilled_from_created_at() {
+    use diesel_migrations::MigrationHarness;
+    let t = TestDb::empty();
+    let mut conn = t.conn();
+    conn.run_next_migration(db::MIGRATIONS).expect("initial migration");
+    diesel::sql_query(
+        "INSERT INTO files (cid, status, created_at) VALUES ('QmOld', 'pin_error', now() - interval '20 days')",
+    )
+    .execute(&mut conn)
+    .expect("insert");
+    db::run_migrations(&mut conn).expect("the rest");
+    #[derive(QueryableByName)]
+    struct Same {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        same: bool,
+    }
+    let r: Same = diesel::sql_query("SELECT pursued_since = created_at AS same FROM files WHERE cid = 'QmOld'")
+        .get_result(&mut conn)
+        .expect("row");
+    assert!(r.same);
+}

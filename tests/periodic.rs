@@ -1,5 +1,6 @@
 //! Periodic duties on devnet: IPFS `repo/gc` runs on `ipfs.gcIntervalSecs` and never at 0; files left waiting (retry
-//! states) for longer than `retry.giveUpDays` become `failed`, fresher ones keep waiting.
+//! states) for longer than `retry.giveUpDays` since their current pursuit began become `failed`, fresher ones (and
+//! ones ordered again recently) keep waiting.
 
 mod common;
 #[path = "common/devnode.rs"]
@@ -65,13 +66,16 @@ async fn files_waiting_past_the_give_up_age_become_failed() {
     let node = Node::start(&chain.ws_url(), &me, &content, |s| s.retry.give_up_days = 30);
     let old = "QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn";
     let fresh = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi";
+    let reordered = "QmNLei78zWmzUdbeRB3CiUfAizWUrbeeZh5K1rhAQKCh51";
     {
         let mut c = node.db.conn();
-        // Both wait for a replica and are not due for another check; only one was indexed 31 days ago.
-        for (cid, age_days) in [(old, 31), (fresh, 29)] {
+        // All wait for a replica and are not due for another check. The age counts from `pursued_since`: the
+        // re-ordered file was first indexed 60 days ago but ordered again yesterday.
+        for (cid, created_days, pursued_days) in [(old, 31, 31), (fresh, 29, 29), (reordered, 60, 1)] {
             diesel::sql_query(format!(
-                "INSERT INTO files (cid, size_bytes, status, next_attempt_at, created_at) VALUES \
-                 ('{cid}', 1024, 'pending_replica', now() + interval '1 day', now() - interval '{age_days} days')"
+                "INSERT INTO files (cid, size_bytes, status, next_attempt_at, created_at, pursued_since) VALUES \
+                 ('{cid}', 1024, 'pending_replica', now() + interval '1 day', \
+                  now() - interval '{created_days} days', now() - interval '{pursued_days} days')"
             ))
             .execute(&mut c)
             .expect("insert");
@@ -87,9 +91,10 @@ async fn files_waiting_past_the_give_up_age_become_failed() {
     })
     .await;
     assert!(reason.is_some_and(|r| r.contains("30 days")), "reason names the limit");
-    // Several Picker rounds later (tick 1 s), the fresher file still waits.
+    // Several Picker rounds later (tick 1 s), the fresher and the re-ordered file still wait.
     actix_rt::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(node.status(fresh), Some(FileStatus::PendingReplica));
+    assert_eq!(node.status(reordered), Some(FileStatus::PendingReplica));
     node.stop().await;
     chain.stop().await;
 }

@@ -376,7 +376,7 @@ pub fn judge(settings: &Settings, source: Source, file: &File, ctx: &PickContext
         }
     } else if source == Source::Scan {
         // A scanned file nobody replicated: wait a while, then call it invalid.
-        let age = Utc::now() - file.created_at;
+        let age = Utc::now() - file.pursued_since;
         if age > chrono::Duration::days(i64::from(s.no_replica_days)) {
             return Verdict::Invalid(format!("no replica after {} days", s.no_replica_days));
         }
@@ -646,6 +646,7 @@ mod tests {
             last_error: None,
             next_attempt_at: None,
             created_at: Utc::now(),
+            pursued_since: Utc::now(),
             updated_at: Utc::now(),
         }
     }
@@ -712,7 +713,7 @@ mod tests {
         let f = file(CID, 1);
         assert_eq!(judge(&s, Source::Scan, &f, &c), Verdict::PendingReplica);
         let mut f = file(CID, 1);
-        f.created_at = Utc::now() - chrono::Duration::days(11);
+        f.pursued_since = Utc::now() - chrono::Duration::days(11);
         assert!(matches!(judge(&s, Source::Scan, &f, &c), Verdict::Invalid(r) if r.contains("no replica")));
     }
 

@@ -115,6 +115,7 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> 
            status = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'new'::file_status ELSE files.status END,
            status_reason = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'ordered again' ELSE files.status_reason END,
            attempts = CASE WHEN files.status IN ('closed', 'cleaned') THEN 0 ELSE files.attempts END,
+           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned') THEN now() ELSE files.pursued_since END,
            updated_at = now()",
     )
     .bind::<Array<Text>, _>(&cids)
@@ -305,13 +306,13 @@ pub fn release_due(conn: &mut PgConnection) -> Result<usize, DbError> {
     .execute(conn)?)
 }
 
-/// Files still unresolved `days` after they were indexed become `failed`.
+/// Files still unresolved `days` after their current pursuit began (see `pursued_since`) become `failed`.
 pub fn give_up_stale(conn: &mut PgConnection, days: u32) -> Result<usize, DbError> {
     let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
     Ok(diesel::update(
         files::table
             .filter(files::status.eq_any(FileStatus::WAITING.to_vec()))
-            .filter(files::created_at.lt(cutoff)),
+            .filter(files::pursued_since.lt(cutoff)),
     )
     .set((
         files::status.eq(FileStatus::Failed),
@@ -404,7 +405,8 @@ pub const RETRYABLE: [FileStatus; 6] = [
     FileStatus::Invalid,
 ];
 
-/// Sends files back to `new` now. `cid` picks one file, `status` all files of a status; returns how many moved.
+/// Sends files back to `new` now with a fresh start (no attempts counted, give-up age from now). `cid` picks one
+/// file, `status` all files of a status; returns how many moved.
 pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStatus>) -> Result<usize, DbError> {
     let mut q = diesel::update(files::table)
         .filter(files::status.eq_any(RETRYABLE.to_vec()))
@@ -419,6 +421,8 @@ pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStat
         files::status.eq(FileStatus::New),
         files::status_reason.eq("operator retry"),
         files::next_attempt_at.eq(None::<DateTime<Utc>>),
+        files::attempts.eq(0),
+        files::pursued_since.eq(diesel::dsl::now),
         files::updated_at.eq(diesel::dsl::now),
     ))
     .execute(conn)?)

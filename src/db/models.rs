@@ -180,6 +180,9 @@ pub struct File {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the current attempt to store it began (first indexing, an order after a close, or an operator retry);
+    /// the give-up and no-replica ages count from here.
+    pub pursued_since: DateTime<Utc>,
 }
 
 /// An account that ordered a CID.

@@ -83,6 +83,7 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        pursued_since -> Timestamptz,
     }
 }
 

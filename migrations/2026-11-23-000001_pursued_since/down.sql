@@ -1,0 +1,2 @@
+DROP INDEX files_waiting_since;
+ALTER TABLE files DROP COLUMN pursued_since;
