@@ -179,35 +179,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Orders `n` files one block at a time on an in-process devnet (default settings: 1 s head polling) and returns,
 /// sorted, the milliseconds from each block's finalization to the order's `pin/add` arriving at IPFS.
 async fn pick_latency(n: usize) -> anyhow::Result<Vec<u64>> {
-    use crate::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+    use crate::devnet::chain::{account, ChainConfig, DevChain};
     use crate::devnet::content::ContentStore;
     use crate::devnet::ipfs::{IpfsConfig, IpfsSim};
     use crate::devnet::sworker::{SworkerConfig, SworkerSim};
     let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let content = ContentStore::new();
     let me = account("m0");
-    let chain = DevChain::start(
-        ChainConfig {
-            bind: local,
-            block_ms: 0,
-            scenario: ScenarioConfig {
-                order_rate: 0.0,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
-        },
-        std::sync::Arc::new(content.clone()),
-    )
-    .await?;
+    let chain = DevChain::start(ChainConfig::quiet(0, vec![me]), std::sync::Arc::new(content.clone())).await?;
     let sworker = SworkerSim::start(local, SworkerConfig::default())?;
     let ipfs = IpfsSim::start(local, IpfsConfig::default(), content.clone(), &sworker.url())?;
     let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
     let mut s = Settings::default();
-    s.chain.account = crate::chain::ss58::encode(66, &me);
+    s.chain.account = crate::chain::ss58::encode(crate::chain::ss58::CRUST_PREFIX, &me);
     s.chain.end_point = chain.ws_url();
     s.sworker.end_point = sworker.url();
     s.ipfs.end_point = ipfs.url();

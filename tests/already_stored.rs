@@ -13,10 +13,10 @@ use diesel::prelude::*;
 use futures_util::StreamExt;
 
 use common::eventually;
-use devnode::{any, Node};
+use devnode::Node;
 use smanager::db::schema::{files, pins};
 use smanager::db::FileStatus;
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain};
 use smanager::devnet::content::ContentStore;
 use smanager::ipfs::{Ipfs, KuboClient};
 
@@ -24,24 +24,9 @@ use smanager::ipfs::{Ipfs, KuboClient};
 async fn files_already_in_the_sworker_are_recorded_without_a_pull() {
     let content = ContentStore::new();
     let me = account("solo");
-    let chain = DevChain::start(
-        ChainConfig {
-            bind: any(),
-            block_ms: 200,
-            scenario: ScenarioConfig {
-                order_rate: 0.0,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
-        },
-        Arc::new(content.clone()),
-    )
-    .await
-    .expect("chain");
+    let chain = DevChain::start(ChainConfig::quiet(200, vec![me]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
     let node = Node::start(&chain.ws_url(), &me, &content, |_| {});
     let old = content.build(31, 120_000, false, true).cid;
     let new = content.build(32, 120_000, true, true).cid;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use common::{eventually, TestDb};
 use smanager::actors::{self, Deps};
 use smanager::db::schema::files;
 use smanager::db::{state, FileStatus};
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain};
 use smanager::devnet::content::ContentStore;
 use smanager::ipfs::KuboClient;
 use smanager::sworker::SworkerClient;
@@ -23,24 +22,9 @@ use smanager::sworker::SworkerClient;
 #[actix_rt::test]
 async fn bad_merkle_roots_and_undecodable_blocks() {
     let content = ContentStore::new();
-    let chain = DevChain::start(
-        ChainConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            block_ms: 0,
-            scenario: ScenarioConfig {
-                order_rate: 0.0,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![account("m0")],
-            },
-            prefill: 0,
-        },
-        Arc::new(content.clone()),
-    )
-    .await
-    .expect("chain");
+    let chain = DevChain::start(ChainConfig::quiet(0, vec![account("m0")]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
     chain.order_raw(vec![0xff, 0xfe, 0x00, 0x80], 10);
     chain.order_raw(b"hello-this-is-not-a-cid".to_vec(), 10);
     chain.order_raw(vec![b'Q'; 10_000], 10);

@@ -11,7 +11,7 @@ use common::eventually;
 use devnode::{any, Node};
 use smanager::config::SealCoordinatorSettings;
 use smanager::db::FileStatus;
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain};
 use smanager::devnet::content::ContentStore;
 use smanager::devnet::coordinator::CoordinatorSim;
 
@@ -19,24 +19,9 @@ use smanager::devnet::coordinator::CoordinatorSim;
 async fn coordinator_vetoes_and_hears_deletes_and_telemetry_arrives() {
     let content = ContentStore::new();
     let me = account("solo");
-    let chain = DevChain::start(
-        ChainConfig {
-            bind: any(),
-            block_ms: 200,
-            scenario: ScenarioConfig {
-                order_rate: 0.0,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
-        },
-        Arc::new(content.clone()),
-    )
-    .await
-    .expect("chain");
+    let chain = DevChain::start(ChainConfig::quiet(200, vec![me]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
     let coord = CoordinatorSim::start(any(), "tok3n").expect("coordinator");
     let url = coord.url();
     let node = Node::start(&chain.ws_url(), &me, &content, |s| {

@@ -2,18 +2,15 @@
 //! 20 finalized blocks and finds every order and close the scenario made, with the right size, tips and owner.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use smanager::chain::client::SubxtChain;
 use smanager::chain::{ChainEvent, ChainSource, CloseReason};
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 
 fn config(order_rate: f64) -> ChainConfig {
     ChainConfig {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        block_ms: 0,
         scenario: ScenarioConfig {
             seed: 7,
             order_rate,
@@ -22,11 +19,7 @@ fn config(order_rate: f64) -> ChainConfig {
             max_size: 1_000_000,
             ..Default::default()
         },
-        group: GroupSpec {
-            owner: account("owner"),
-            members: vec![account("member-0")],
-        },
-        prefill: 0,
+        ..ChainConfig::quiet(0, vec![account("member-0")])
     }
 }
 

@@ -2,7 +2,6 @@
 //! between — follows 20 finalized blocks of the devnet chain, decodes every extrinsic and every event, and reads
 //! Market.FilesV2 entries by key and by iteration.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use subxt::backend::LegacyBackend;
@@ -10,26 +9,20 @@ use subxt::dynamic::Value;
 use subxt::rpcs::RpcClient;
 use subxt::{OnlineClient, SubstrateConfig};
 
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 
 #[actix_rt::test]
 async fn plain_subxt_follows_decodes_and_reads_files_v2() {
     let chain = DevChain::start(
         ChainConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            block_ms: 50,
             scenario: ScenarioConfig {
                 seed: 5,
                 order_rate: 2.0,
                 close_after_blocks: 5,
                 ..Default::default()
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![account("m0")],
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(50, vec![account("m0")])
         },
         Arc::new(ContentStore::new()),
     )

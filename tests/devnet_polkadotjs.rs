@@ -2,12 +2,11 @@
 //! TypeScript manager, crust.js and Crust Apps use) loads its metadata and reads Market and Swork storage and events.
 //! polkadot.js is installed by scripts/test.sh into `.cache/polkadotjs`; missing → skipped loudly (failed under CI).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use smanager::chain::ss58;
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 
 #[actix_rt::test]
@@ -29,18 +28,12 @@ async fn polkadot_js_with_the_crust_type_bundle_reads_the_devnet() {
     let member = account("m0");
     let chain = DevChain::start(
         ChainConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            block_ms: 0,
             scenario: ScenarioConfig {
                 seed: 9,
                 order_rate: 3.0,
                 ..Default::default()
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![member],
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(0, vec![member])
         },
         Arc::new(ContentStore::new()),
     )

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use smanager::actors::indexer::GetProgress;
 use smanager::actors::{self, Deps, RestartActor};
 use smanager::db::schema::{file_owners, files};
 use smanager::db::{state, FileStatus};
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 use smanager::ipfs::KuboClient;
 use smanager::sworker::SworkerClient;
@@ -29,19 +28,13 @@ const BLOCKS: u32 = 150;
 async fn chain_with_history() -> DevChain {
     let chain = DevChain::start(
         ChainConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            block_ms: 0,
             scenario: ScenarioConfig {
                 seed: 21,
                 order_rate: 3.0,
                 max_size: 300_000,
                 ..Default::default()
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![account("m0")],
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(0, vec![account("m0")])
         },
         Arc::new(ContentStore::new()),
     )

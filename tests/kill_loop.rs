@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use common::TestDb;
 use smanager::db::schema::{files, pins};
 use smanager::db::{FileStatus, PinStatus};
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 use smanager::devnet::ipfs::{IpfsConfig, IpfsSim};
 use smanager::devnet::sworker::{SworkerConfig, SworkerSim};
@@ -30,8 +30,6 @@ async fn twenty_sigkills_lose_and_duplicate_nothing() {
     let me = account("solo");
     let chain = DevChain::start(
         ChainConfig {
-            bind: any(),
-            block_ms: 300,
             scenario: ScenarioConfig {
                 seed: 99,
                 order_rate: 2.0,
@@ -40,11 +38,7 @@ async fn twenty_sigkills_lose_and_duplicate_nothing() {
                 unavailable_share: 0.05,
                 max_size: 600_000,
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(300, vec![me])
         },
         Arc::new(content.clone()),
     )

@@ -12,7 +12,7 @@ use common::{eventually, TestDb};
 use smanager::chain::{ChainEvent, CloseReason, FileOrder, IndexedBlock};
 use smanager::config::Settings;
 use smanager::db::{files, Db, FileStatus};
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 use smanager::devnet::ipfs::{IpfsConfig, IpfsSim};
 use smanager::devnet::postgres::DevPostgres;
@@ -41,18 +41,12 @@ async fn readyz_follows_the_chain_and_postgres() {
     let me = account("m0");
     let chain = DevChain::start(
         ChainConfig {
-            bind: any(),
-            block_ms: 200,
             scenario: ScenarioConfig {
                 seed: 2,
                 order_rate: 0.5,
                 ..Default::default()
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(200, vec![me])
         },
         Arc::new(content.clone()),
     )

@@ -12,31 +12,15 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use common::eventually;
-use devnode::{any, Node};
-use smanager::db::schema::files;
+use devnode::Node;
 use smanager::db::FileStatus;
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain};
 use smanager::devnet::content::ContentStore;
 
 async fn quiet_chain(me: [u8; 32], content: &ContentStore) -> DevChain {
-    DevChain::start(
-        ChainConfig {
-            bind: any(),
-            block_ms: 200,
-            scenario: ScenarioConfig {
-                order_rate: 0.0,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![me],
-            },
-            prefill: 0,
-        },
-        Arc::new(content.clone()),
-    )
-    .await
-    .expect("chain")
+    DevChain::start(ChainConfig::quiet(200, vec![me]), Arc::new(content.clone()))
+        .await
+        .expect("chain")
 }
 
 #[actix_rt::test]
@@ -82,11 +66,7 @@ async fn files_waiting_past_the_give_up_age_become_failed() {
         }
     }
     let reason = eventually(60, "the month-old file given up", || {
-        let row: Option<(FileStatus, Option<String>)> = files::table
-            .find(old)
-            .select((files::status, files::status_reason))
-            .first(&mut node.db.conn())
-            .ok();
+        let row = node.status_and_reason(old);
         async move { row.filter(|(s, _)| *s == FileStatus::Failed).map(|(_, r)| r) }
     })
     .await;

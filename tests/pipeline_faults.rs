@@ -13,18 +13,16 @@ use std::time::Duration;
 use diesel::prelude::*;
 
 use common::eventually;
-use devnode::{any, Node};
+use devnode::Node;
 use smanager::db::schema::files;
 use smanager::db::FileStatus;
-use smanager::devnet::chain::{account, ChainConfig, DevChain, GroupSpec, ScenarioConfig};
+use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 use smanager::devnet::sworker::Fault;
 
 async fn chain(members: Vec<[u8; 32]>, content: &ContentStore, order_rate: f64, block_ms: u64) -> DevChain {
     DevChain::start(
         ChainConfig {
-            bind: any(),
-            block_ms,
             scenario: ScenarioConfig {
                 seed: 11,
                 order_rate,
@@ -33,11 +31,7 @@ async fn chain(members: Vec<[u8; 32]>, content: &ContentStore, order_rate: f64, 
                 max_size: 400_000,
                 ..Default::default()
             },
-            group: GroupSpec {
-                owner: account("owner"),
-                members,
-            },
-            prefill: 0,
+            ..ChainConfig::quiet(block_ms, members)
         },
         Arc::new(content.clone()),
     )
@@ -133,11 +127,7 @@ async fn stalled_pin_is_cancelled_then_retried_with_backoff() {
     let stuck = content.build(4242, 300_000, false, false).cid;
     chain.order_now(&stuck, 300_000, 1);
     eventually(60, "the stalled pin was cancelled", || {
-        let row: Option<(FileStatus, Option<String>)> = files::table
-            .find(&stuck)
-            .select((files::status, files::last_error))
-            .first(&mut node.db.conn())
-            .ok();
+        let row = node.status_and_error(&stuck);
         async move {
             row.filter(|(s, e)| *s == FileStatus::PinError && e.as_deref().is_some_and(|e| e.contains("stalled")))
                 .map(|_| ())
@@ -210,11 +200,7 @@ async fn stalled_seal_is_ended_and_its_pin_aborted_then_retried() {
     let f = content.build(5150, 300_000, false, true).cid;
     chain.order_now(&f, 300_000, 1);
     eventually(60, "the stalled seal was cancelled", || {
-        let row: Option<(FileStatus, Option<String>)> = files::table
-            .find(&f)
-            .select((files::status, files::last_error))
-            .first(&mut node.db.conn())
-            .ok();
+        let row = node.status_and_error(&f);
         async move {
             row.filter(|(s, e)| *s == FileStatus::PinError && e.as_deref().is_some_and(|e| e.contains("seal stalled")))
                 .map(|_| ())

@@ -1,5 +1,6 @@
 //! A storage node for end-to-end tests: its own sWorker and IPFS simulators, its own database, and the smanager
 //! pipeline, against a shared devnet chain.
+#![allow(dead_code)] // each test file uses its own subset
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -68,6 +69,22 @@ impl Node {
             .select(files::status)
             .first(&mut self.db.conn())
             .ok()
+    }
+
+    /// The file's status and its last error.
+    pub fn status_and_error(&self, cid: &str) -> Option<(smanager::db::FileStatus, Option<String>)> {
+        use diesel::prelude::*;
+        use smanager::db::schema::files;
+        let q = files::table.find(cid).select((files::status, files::last_error));
+        q.first(&mut self.db.conn()).ok()
+    }
+
+    /// The file's status and the reason recorded with it.
+    pub fn status_and_reason(&self, cid: &str) -> Option<(smanager::db::FileStatus, Option<String>)> {
+        use diesel::prelude::*;
+        use smanager::db::schema::files;
+        let q = files::table.find(cid).select((files::status, files::status_reason));
+        q.first(&mut self.db.conn()).ok()
     }
 
     pub async fn stop(self) {

@@ -376,6 +376,26 @@ pub struct ChainConfig {
     pub prefill: u64,
 }
 
+impl ChainConfig {
+    /// A chain on a free loopback port whose group (owned by `account("owner")`) has `members`, with no scenario
+    /// orders: tests and benchmarks place their own with [`DevChain::order_now`], or override `scenario`.
+    pub fn quiet(block_ms: u64, members: Vec<AccountId>) -> ChainConfig {
+        ChainConfig {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_ms,
+            scenario: ScenarioConfig {
+                order_rate: 0.0,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members,
+            },
+            prefill: 0,
+        }
+    }
+}
+
 /// A running devnet chain.
 pub struct DevChain {
     shared: SharedChain,
