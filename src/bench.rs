@@ -199,12 +199,16 @@ async fn pick_latency(n: usize) -> anyhow::Result<Vec<u64>> {
     let db = Db::connect(&s.database)?;
     db.migrate()?;
     let peers = start_actors(s, db.clone());
-    // Let the node see its group and the head first.
-    for _ in 0..100 {
+    // Let the node see its group first: until then the Picker is not ready and the latency would measure that.
+    let waited = Instant::now();
+    loop {
         let mut c = db.conn()?;
         let group: Option<state::GroupInfo> = state::kv_get(&mut c, state::KV_GROUP)?;
         if group.is_some_and(|g| g.node_index.is_some()) {
             break;
+        }
+        if waited.elapsed() > Duration::from_secs(60) {
+            bail!("the pipeline did not learn its group from the devnet chain within 60 s");
         }
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
