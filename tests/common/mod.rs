@@ -128,3 +128,23 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Crust's real runtimes and metadata (`../shared/crust`): `$CRUST_ARTEFACTS`, else the folder beside the checkout,
+/// else the machine's shared copy. `None` (after a loud skip message) outside CI when none exists; panics under
+/// `CI=true`, where the real-runtime tests must run.
+pub fn crust_artefacts() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("CRUST_ARTEFACTS").map(std::path::PathBuf::from),
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crust")),
+        Some(std::path::PathBuf::from("/work/shared/crust")),
+    ];
+    if let Some(dir) = candidates.into_iter().flatten().find(|d| d.join("metadata-spec25.hex").is_file()) {
+        return Some(dir);
+    }
+    let msg = "Crust's real runtime artefacts were not found (set CRUST_ARTEFACTS to the folder holding metadata-spec25.hex)";
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
+        panic!("{msg}");
+    }
+    eprintln!("!! SKIPPED: {msg}");
+    None
+}
