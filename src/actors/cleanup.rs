@@ -162,6 +162,27 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
             report.deferred += 1;
             continue;
         }
+        // The chain is the truth: before deleting, re-read the file at the head. Still stored and unexpired means
+        // the close was missed or misread; deleting would drop a live file.
+        match alive_on_chain(&deps, &job.cid).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let (id, cid) = (job.id, job.cid.clone());
+                deps.db.run(move |c| cleanups::reopen_alive(c, id, &cid)).await?;
+                log::warn!(target: "smanager::cleanup", cid = job.cid.as_str(); "not deleted: the chain still stores it unexpired; re-opened");
+                report.cancelled += 1;
+                crate::metrics::METRICS
+                    .cleanups_total
+                    .with_label_values(&["cancelled"])
+                    .inc();
+                continue;
+            }
+            Err(e) => {
+                log::warn!(target: "smanager::cleanup", cid = job.cid.as_str(); "deferred: cannot check the file on chain: {e}");
+                report.deferred += 1;
+                continue;
+            }
+        }
         if let Some(sc) = &deps.settings.seal_coordinator {
             if let Err(e) = crate::coordinator::SealCoordinator::new(sc).unmark_seal(&job.cid).await {
                 let id = job.id;
@@ -206,6 +227,32 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
         }
     }
     Ok(report)
+}
+
+/// Whether the chain stores `cid` unexpired at the finalized head (FilesV2, or the V1 map on old runtimes).
+async fn alive_on_chain(deps: &Deps, cid: &str) -> Result<bool, crate::chain::ChainError> {
+    use crate::chain::{decode_file_info_as, keys, FileInfoLayout};
+    let head = deps.chain.finalized_head().await?;
+    let values = deps
+        .chain
+        .values(vec![keys::files_v2(cid.as_bytes()), keys::files_v1(cid.as_bytes())])
+        .await?;
+    let mut found = None;
+    if let Some(Some(v2)) = values.first() {
+        found = Some(decode_file_info_as(v2, FileInfoLayout::V2));
+    } else if let Some(Some(v1)) = values.get(1) {
+        let spec = deps.chain.spec_version().await?;
+        found = Some(decode_file_info_as(v1, FileInfoLayout::of(true, spec)));
+    }
+    Ok(match found {
+        None => false,
+        Some(Ok((_, expired_at, _, _))) => expired_at == 0 || u64::from(expired_at) > head,
+        // An entry we cannot read still means the chain keeps the file: do not delete it.
+        Some(Err(e)) => {
+            log::warn!(target: "smanager::cleanup", cid = cid; "FileInfo on chain does not decode ({e}); treating it as alive");
+            true
+        }
+    })
 }
 
 impl Handler<FilesClosed> for Cleanup {

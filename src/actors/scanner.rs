@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 
 use super::indexer::FilesIndexed;
 use super::{Deps, SharedPeers};
-use crate::chain::{decode_file_info, keys, ChainError, ScannedFile};
+use crate::chain::{decode_file_info_as, keys, ChainError, FileInfoLayout, ScannedFile};
 use crate::db::{files, state, DbError};
 
 /// Storage keys with their values (`None`: removed meanwhile).
 type KeyValues = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// One page's worth of decoded rows and invalid entries.
-fn decode_page(keys_and_values: KeyValues) -> (Vec<ScannedFile>, Vec<(String, String)>) {
+fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<ScannedFile>, Vec<(String, String)>) {
     let mut rows = Vec::with_capacity(keys_and_values.len());
     let mut invalid = Vec::new();
     for (key, value) in keys_and_values {
@@ -34,7 +34,7 @@ fn decode_page(keys_and_values: KeyValues) -> (Vec<ScannedFile>, Vec<(String, St
         }
         // A key without a value was removed between paging and reading: skip it this round.
         let Some(value) = value else { continue };
-        match decode_file_info(&value) {
+        match decode_file_info_as(&value, layout) {
             Ok((size, expired_at, amount, replicas)) => rows.push(ScannedFile {
                 cid,
                 size,
@@ -77,7 +77,25 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                 }
             }
         };
+        // The V1 map's value layout changed at spec 2: read it as the runtime at the head stores it.
+        let layout = if prefix == keys::files_v1_prefix() {
+            match deps.chain.spec_version().await {
+                Ok(spec) => FileInfoLayout::of(true, spec),
+                Err(e) => {
+                    log::warn!(target: "smanager::scanner", "chain unavailable: {e}; retrying in {backoff:?}");
+                    actix_rt::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+        } else {
+            FileInfoLayout::V2
+        };
         if start.is_none() {
+            let now = chrono::Utc::now();
+            deps.db
+                .run(move |c| state::kv_set(c, state::KV_SCAN_ROUND_STARTED, &now))
+                .await?;
             log::info!(target: "smanager::scanner", "FilesV2 scan round {} starting", round + 1);
         } else {
             log::info!(target: "smanager::scanner", "FilesV2 scan round {} resuming from its cursor", round + 1);
@@ -122,7 +140,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             if let Some(e) = failed {
                 break Err(e);
             }
-            let (rows, invalid) = decode_page(all);
+            let (rows, invalid) = decode_page(all, layout);
             for (raw, why) in &invalid {
                 log::warn!(target: "smanager::scanner", "invalid FilesV2 entry {raw}: {why}");
             }
@@ -150,10 +168,26 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                     scanned as f64 / secs.max(1e-3)
                 );
                 deps.db
-                    .run(move |c| state::set_scan_cursor(c, state::SCANNER_CURSOR, None, round + 1))
+                    .run(move |c| {
+                        let began: Option<chrono::DateTime<chrono::Utc>> =
+                            state::kv_get(c, state::KV_SCAN_ROUND_STARTED)?;
+                        if let Some(began) = began {
+                            state::kv_set(c, state::KV_LAST_FULL_SCAN_STARTED, &began)?;
+                        }
+                        state::set_scan_cursor(c, state::SCANNER_CURSOR, None, round + 1)
+                    })
                     .await?;
                 backoff = min_backoff;
-                actix_rt::time::sleep(Duration::from_secs(cfg.scan_cooldown_secs)).await;
+                // Rest, but start again at once when an undecodable block is waiting for its orders to be recovered.
+                let rest_until = std::time::Instant::now() + Duration::from_secs(cfg.scan_cooldown_secs);
+                while std::time::Instant::now() < rest_until {
+                    actix_rt::time::sleep(Duration::from_secs(1).min(rest_until - std::time::Instant::now())).await;
+                    let waiting = deps.db.run(|c| state::unrecovered_undecodable(c)).await?;
+                    if !waiting.is_empty() {
+                        log::warn!(target: "smanager::scanner", "starting a FilesV2 scan now to recover the orders of {} undecodable block(s)", waiting.len());
+                        break;
+                    }
+                }
             }
             Err(e) => {
                 log::warn!(target: "smanager::scanner", "scan interrupted: {e}; resuming from the cursor in {backoff:?}");

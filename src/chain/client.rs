@@ -4,6 +4,7 @@
 //! Pallet, call and event indices are never hard-coded: each block is decoded with the metadata of its own runtime
 //! version, by name.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -17,7 +18,9 @@ use subxt::rpcs::methods::legacy::LegacyRpcMethods;
 use subxt::rpcs::RpcClient;
 use subxt::{OnlineClient, SubstrateConfig};
 
-use super::{keys, ss58, ChainError, ChainEvent, CloseReason, FileOrder, IndexedBlock};
+use super::{
+    decode_file_info_as, keys, ss58, ChainError, ChainEvent, CloseReason, FileInfoLayout, FileOrder, IndexedBlock,
+};
 use crate::config::ChainSettings;
 
 /// A connected chain client.
@@ -114,6 +117,14 @@ impl super::ChainSource for Reconnecting {
         })
     }
 
+    fn spec_version(&self) -> LocalBoxFuture<'_, Result<u32, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.spec_version().await;
+            self.forget_on_unavailable(r)
+        })
+    }
+
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
@@ -167,6 +178,12 @@ impl SubxtChain {
             calls.push(ext.decode_call_data_as::<Value>().ok());
         }
 
+        let spec = at.spec_version();
+        // Every order of each extrinsic in call order (batches flattened), and how many of them per CID the
+        // extrinsic's FileSuccess events have used: the n-th FileSuccess for a CID is the n-th order for it, so two
+        // orders on one CID in one batch, or in two extrinsics, are two orders with their own size and tips.
+        let mut orders_of: HashMap<usize, Vec<(Vec<u8>, u64, u128)>> = HashMap::new();
+        let mut used: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
         let mut out = Vec::new();
         for ev in events.iter() {
             let ev = ev.map_err(|e| decode(&e))?;
@@ -213,12 +230,44 @@ impl SubxtChain {
                         _ => None,
                     };
                     let call = ext_index.and_then(|i| calls.get(i)).and_then(|c| c.as_ref());
-                    let Some((size, tips)) = call.and_then(|c| find_order(c, raw.as_slice())) else {
-                        out.push(ChainEvent::Invalid {
-                            raw: cid,
-                            reason: "FileSuccess without a matching place_storage_order call".into(),
-                        });
-                        continue;
+                    let from_call = match (ext_index, call) {
+                        (Some(i), Some(call)) => {
+                            let orders = orders_of.entry(i).or_insert_with(|| {
+                                let mut v = Vec::new();
+                                find_orders(call, &mut v);
+                                v
+                            });
+                            let n = used.entry((i, raw.clone())).or_insert(0);
+                            let mine: Vec<&(Vec<u8>, u64, u128)> = orders.iter().filter(|o| o.0 == raw).collect();
+                            let hit = mine.get(*n).or(mine.last()).map(|o| (o.1, o.2));
+                            *n += 1;
+                            hit
+                        }
+                        _ => None,
+                    };
+                    let (size, tips) = match from_call {
+                        Some(found) => found,
+                        None => {
+                            // The call did not decode (or holds no matching order): the order still happened, so
+                            // take its size from the file's storage entry at this block; its tips are unknown.
+                            match stored_file_size(&at, &raw, spec).await {
+                                Ok(Some(size)) => {
+                                    log::warn!(target: "smanager::chain",
+                                        "block {number}: FileSuccess for {cid} without a decodable order call; size {size} taken from storage, tips unknown");
+                                    (size, 0)
+                                }
+                                Ok(None) => {
+                                    out.push(ChainEvent::Invalid {
+                                        raw: cid,
+                                        reason:
+                                            "FileSuccess without a matching place_storage_order call or storage entry"
+                                                .into(),
+                                    });
+                                    continue;
+                                }
+                                Err(e) => return Err(unavailable(&e)),
+                            }
+                        }
                     };
                     let owner = owner_bytes
                         .or_else(|| ext_index.and_then(|i| signers.get(i).copied().flatten()))
@@ -227,14 +276,12 @@ impl SubxtChain {
                     out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
                 }
                 "CalculateSuccess" => {
-                    let key = keys::files_v2(&raw);
-                    let still = at.storage().fetch_raw(key).await.map(|v| !v.is_empty()).or_else(|e| {
-                        if is_not_found(&e) {
-                            Ok(false)
-                        } else {
-                            Err(unavailable(&e))
-                        }
-                    })?;
+                    // The map of this block's own runtime: `Market.Files` before spec 17, `FilesV2` after (both
+                    // during spec 17's migration). Reading the wrong one would close a live file.
+                    let still = stored_file_size(&at, &raw, spec)
+                        .await
+                        .map_err(|e| unavailable(&e))?
+                        .is_some();
                     if !still {
                         out.push(ChainEvent::Closed {
                             cid,
@@ -252,8 +299,9 @@ impl SubxtChain {
                 }),
             }
         }
-        // A block's events may repeat a close (CalculateSuccess + FileClosed): keep one.
-        out.dedup();
+        // A block's events may repeat a close (CalculateSuccess + FileClosed): keep one. Repeat orders are kept:
+        // each is an order of its own.
+        out.dedup_by(|a, b| matches!(a, ChainEvent::Closed { .. }) && a == b);
         let timestamp_ms = match at.storage().fetch_raw(keys::timestamp_now()).await {
             Ok(v) => v
                 .get(..8)
@@ -268,6 +316,38 @@ impl SubxtChain {
             events: out,
         })
     }
+}
+
+/// The size of `cid`'s file in the storage map(s) of the block's runtime, or `None` when the chain holds no entry.
+async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig>>(
+    at: &subxt::client::ClientAtBlock<SubstrateConfig, C>,
+    cid: &[u8],
+    spec: u32,
+) -> Result<Option<u64>, String> {
+    let mut maps = Vec::new();
+    if spec >= super::FILES_V2_SPEC {
+        maps.push((keys::files_v2(cid), FileInfoLayout::V2));
+    }
+    if spec <= super::FILES_V2_SPEC {
+        maps.push((keys::files_v1(cid), FileInfoLayout::of(true, spec)));
+    }
+    for (key, layout) in maps {
+        let value = match at.storage().fetch_raw(key).await {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => continue,
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        return match decode_file_info_as(&value, layout) {
+            Ok((size, ..)) => Ok(Some(size)),
+            // The entry exists (so the file is alive) even if its value does not decode.
+            Err(e) => {
+                log::warn!(target: "smanager::chain", "FileInfo of {} does not decode: {e}", String::from_utf8_lossy(cid));
+                Ok(Some(0))
+            }
+        };
+    }
+    Ok(None)
 }
 
 fn is_not_found(e: &subxt::error::StorageError) -> bool {
@@ -332,6 +412,31 @@ fn u128_of(v: &Value) -> Option<u128> {
         ValueDef::Composite(Composite::Unnamed(vs)) if vs.len() == 1 => u128_of(&vs[0]),
         ValueDef::Composite(Composite::Named(vs)) if vs.len() == 1 => u128_of(&vs[0].1),
         _ => None,
+    }
+}
+
+/// Every `place_storage_order` anywhere in a call, in call order (batches, nested batches, `as_derivative`,
+/// multisig): any composite with `cid`, `reported_file_size` and `tips` fields. Yields (cid bytes, size, tips).
+pub fn find_orders(call: &Value, out: &mut Vec<(Vec<u8>, u64, u128)>) {
+    match &call.value {
+        ValueDef::Composite(Composite::Named(fields)) => {
+            let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+            if let (Some(c), Some(size)) = (get("cid"), get("reported_file_size")) {
+                if let (Some(cid), Some(size)) = (value_bytes(c), u128_of(size).and_then(|s| u64::try_from(s).ok())) {
+                    let tips = get("tips").and_then(u128_of).unwrap_or(0);
+                    out.push((cid, size, tips));
+                    return;
+                }
+            }
+            fields.iter().for_each(|(_, v)| find_orders(v, out));
+        }
+        ValueDef::Composite(Composite::Unnamed(vs)) => vs.iter().for_each(|v| find_orders(v, out)),
+        ValueDef::Variant(var) => match &var.values {
+            // A call's arguments are the variant's named fields: look at them as one composite.
+            Composite::Named(fields) => find_orders(&Value::named_composite(fields.clone()), out),
+            Composite::Unnamed(vs) => vs.iter().for_each(|v| find_orders(v, out)),
+        },
+        _ => {}
     }
 }
 
@@ -412,6 +517,16 @@ impl super::ChainSource for SubxtChain {
                 }
             }
             Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
+        })
+    }
+
+    fn spec_version(&self) -> LocalBoxFuture<'_, Result<u32, ChainError>> {
+        Box::pin(async move {
+            self.rpc
+                .state_get_runtime_version(None)
+                .await
+                .map(|v| v.spec_version)
+                .map_err(|e| ChainError::Unavailable(format!("state_getRuntimeVersion: {e}")))
         })
     }
 

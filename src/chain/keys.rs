@@ -23,6 +23,16 @@ pub fn files_v2(cid: &[u8]) -> Vec<u8> {
     k
 }
 
+/// `Market.Files(cid)` (V1 map, runtimes before spec 18): the same hasher and key encoding as FilesV2.
+pub fn files_v1(cid: &[u8]) -> Vec<u8> {
+    let mut enc = compact_len(cid.len());
+    enc.extend_from_slice(cid);
+    let mut k = prefix("Market", "Files");
+    k.extend_from_slice(&twox_64(&enc));
+    k.extend_from_slice(&enc);
+    k
+}
+
 /// `Market.FilesV2` prefix: every key of the map starts with it.
 pub fn files_v2_prefix() -> Vec<u8> {
     prefix("Market", "FilesV2")

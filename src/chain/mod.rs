@@ -84,6 +84,12 @@ pub struct GroupView {
     pub account_is_owner: bool,
 }
 
+/// The spec version of Crust mainnet's live runtime.
+pub const LIVE_SPEC: u32 = 25;
+
+/// The first spec with `Market.FilesV2`; before it, files live only in the V1 `Market.Files` map.
+pub const FILES_V2_SPEC: u32 = 17;
+
 /// A source of finalized blocks.
 pub trait ChainSource {
     /// Number of the newest finalized block.
@@ -104,6 +110,11 @@ pub trait ChainSource {
     fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
         let _ = keys;
         Box::pin(async { Err(ChainError::Unavailable("this chain source cannot read storage".into())) })
+    }
+    /// The spec version of the runtime at the finalized head: the V1 `Market.Files` layout depends on it.
+    /// Sources that cannot tell report the live runtime's spec (25).
+    fn spec_version(&self) -> LocalBoxFuture<'_, Result<u32, ChainError>> {
+        Box::pin(async { Ok(LIVE_SPEC) })
     }
     /// Whether the node is still syncing (`system_health`).
     fn is_syncing(&self) -> LocalBoxFuture<'_, Result<bool, ChainError>> {
@@ -160,17 +171,56 @@ pub struct ScannedFile {
     pub replicas: u32,
 }
 
-/// Decodes the leading fields shared by `FileInfoV2` and the V1 `FileInfo` (file_size, spower, expired_at,
-/// calculated_at, amount, prepaid, reported_replica_count). The rest (replicas) is not needed by the scanner.
+/// The `FileInfo` layouts Crust has stored, measured on its real runtimes: the V1 `Market.Files` value changed at
+/// spec 2, and `Market.FilesV2` (spec 17+) made the amounts compact. Reading a value with the wrong layout silently
+/// yields nonsense (expiry from an amount's low bits), so every reader names the layout of the runtime it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileInfoLayout {
+    /// Spec 1, `Market.Files`: `(FileInfo, UsedInfo)` with no `spower` and plain `u128` amounts.
+    Genesis,
+    /// Specs 2 to 17, `Market.Files`: `spower` after `file_size`, amounts still plain `u128`.
+    V1,
+    /// `Market.FilesV2` (spec 17+): compact amounts.
+    V2,
+}
+
+impl FileInfoLayout {
+    /// The layout of a map's values: `v1_map` is true for `Market.Files`, `spec` the runtime's spec version.
+    pub fn of(v1_map: bool, spec: u32) -> FileInfoLayout {
+        match (v1_map, spec) {
+            (false, _) => FileInfoLayout::V2,
+            (true, 0..=1) => FileInfoLayout::Genesis,
+            (true, _) => FileInfoLayout::V1,
+        }
+    }
+}
+
+/// Decodes `FileInfoV2`'s leading fields: (file_size, expired_at, amount, reported_replica_count).
 pub fn decode_file_info(bytes: &[u8]) -> Result<(u64, u32, u128, u32), String> {
+    decode_file_info_as(bytes, FileInfoLayout::V2)
+}
+
+/// Decodes the leading fields of a `Market.Files`/`Market.FilesV2` value in the given layout: (file_size,
+/// expired_at, amount, reported_replica_count). The replicas that follow are not needed by the scanner.
+pub fn decode_file_info_as(bytes: &[u8], layout: FileInfoLayout) -> Result<(u64, u32, u128, u32), String> {
     use parity_scale_codec::{Compact, Decode};
     let mut i = bytes;
     let size = u64::decode(&mut i).map_err(|e| format!("file_size: {e}"))?;
-    let _spower = u64::decode(&mut i).map_err(|e| format!("spower: {e}"))?;
+    if layout != FileInfoLayout::Genesis {
+        let _spower = u64::decode(&mut i).map_err(|e| format!("spower: {e}"))?;
+    }
     let expired_at = u32::decode(&mut i).map_err(|e| format!("expired_at: {e}"))?;
     let _calculated_at = u32::decode(&mut i).map_err(|e| format!("calculated_at: {e}"))?;
-    let amount = Compact::<u128>::decode(&mut i).map_err(|e| format!("amount: {e}"))?.0;
-    let _prepaid = Compact::<u128>::decode(&mut i).map_err(|e| format!("prepaid: {e}"))?.0;
+    let amount_of = |i: &mut &[u8], what: &str| -> Result<u128, String> {
+        if layout == FileInfoLayout::V2 {
+            Compact::<u128>::decode(i).map(|c| c.0)
+        } else {
+            u128::decode(i)
+        }
+        .map_err(|e| format!("{what}: {e}"))
+    };
+    let amount = amount_of(&mut i, "amount")?;
+    let _prepaid = amount_of(&mut i, "prepaid")?;
     let replicas = u32::decode(&mut i).map_err(|e| format!("reported_replica_count: {e}"))?;
     Ok((size, expired_at, amount, replicas))
 }
@@ -199,5 +249,40 @@ mod file_info_tests {
         b.push(0);
         assert_eq!(decode_file_info(&b), Ok((1234, 99, 10u128.pow(20), 7)));
         assert!(decode_file_info(&b[..10]).is_err());
+    }
+
+    #[test]
+    fn decodes_v1_layouts_by_spec() {
+        // Spec 1: no spower, plain u128 amounts; the tuple's UsedInfo follows and is ignored.
+        let mut g = 1234u64.encode();
+        g.extend(99u32.encode());
+        g.extend(5u32.encode());
+        g.extend(10u128.pow(20).encode());
+        g.extend(3u128.encode());
+        g.extend(7u32.encode());
+        g.push(0);
+        assert_eq!(FileInfoLayout::of(true, 1), FileInfoLayout::Genesis);
+        assert_eq!(
+            decode_file_info_as(&g, FileInfoLayout::Genesis),
+            Ok((1234, 99, 10u128.pow(20), 7))
+        );
+        // Read as V2 (the old bug) the same bytes give a different, wrong answer.
+        assert_ne!(decode_file_info(&g), Ok((1234, 99, 10u128.pow(20), 7)));
+        // Spec 2..17: spower appears, amounts still plain.
+        let mut v1 = 1234u64.encode();
+        v1.extend(2468u64.encode());
+        v1.extend(99u32.encode());
+        v1.extend(5u32.encode());
+        v1.extend(10u128.pow(20).encode());
+        v1.extend(0u128.encode());
+        v1.extend(7u32.encode());
+        v1.push(0);
+        assert_eq!(FileInfoLayout::of(true, 16), FileInfoLayout::V1);
+        assert_eq!(
+            decode_file_info_as(&v1, FileInfoLayout::V1),
+            Ok((1234, 99, 10u128.pow(20), 7))
+        );
+        assert_eq!(FileInfoLayout::of(false, 17), FileInfoLayout::V2);
+        assert!(decode_file_info_as(&v1[..30], FileInfoLayout::V1).is_err());
     }
 }

@@ -76,6 +76,28 @@ pub fn cancel(conn: &mut PgConnection, id: i64, why: &str) -> Result<(), DbError
     Ok(())
 }
 
+/// The chain still stores the file unexpired although it was closed here (a missed or misread close): cancel the
+/// cleanup and re-open the file so the Picker keeps it, in one transaction.
+pub fn reopen_alive(conn: &mut PgConnection, id: i64, cid: &str) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        cancel(conn, id, "cancelled: alive on chain at the head")?;
+        diesel::update(
+            files::table
+                .find(cid)
+                .filter(files::status.eq_any(vec![FileStatus::Closed, FileStatus::Cleaned])),
+        )
+        .set((
+            files::status.eq(FileStatus::New),
+            files::status_reason.eq("alive on chain (checked before delete)"),
+            files::attempts.eq(0),
+            files::pursued_since.eq(diesel::dsl::now),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
 /// An attempt failed: retry later with backoff, or give up (`failed`) when attempts are exhausted.
 pub fn finish_err(
     conn: &mut PgConnection,

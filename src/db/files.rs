@@ -85,6 +85,9 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
 
 /// New orders, or repeat orders on known CIDs, in three statements: tips add up, a closed file becomes live again
 /// and its pending cleanup is cancelled, owners count their orders. Returns how many orders were applied.
+/// A new order re-opens every file that is not being stored (closed, cleaned, invalid,
+/// failed, skipped), as the TypeScript manager does: an owner paying again is a new reason to store it, so the
+/// Picker decides afresh with attempts reset and a fresh `pursued_since`.
 fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> Result<usize, DbError> {
     use diesel::sql_types::{Array, Int4};
     if orders.is_empty() {
@@ -112,10 +115,10 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> 
            seen_by_event = TRUE,
            first_seen_block = COALESCE(files.first_seen_block, EXCLUDED.first_seen_block),
            last_order_block = EXCLUDED.last_order_block,
-           status = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'new'::file_status ELSE files.status END,
-           status_reason = CASE WHEN files.status IN ('closed', 'cleaned') THEN 'ordered again' ELSE files.status_reason END,
-           attempts = CASE WHEN files.status IN ('closed', 'cleaned') THEN 0 ELSE files.attempts END,
-           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned') THEN now() ELSE files.pursued_since END,
+           status = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 'new'::file_status ELSE files.status END,
+           status_reason = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 'ordered again' ELSE files.status_reason END,
+           attempts = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 0 ELSE files.attempts END,
+           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN now() ELSE files.pursued_since END,
            updated_at = now()",
     )
     .bind::<Array<Text>, _>(&cids)
@@ -192,6 +195,8 @@ fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, 
     Ok(true)
 }
 
+/// Records chain data that names no usable file. It never downgrades a file already known under that key: a bad
+/// event next to a good order must not turn a live (pinning, sealed) file into `invalid`.
 fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: Option<i64>) -> Result<(), DbError> {
     // PostgreSQL text cannot hold NUL, and control characters help nobody: keep them escaped.
     let escaped: String;
@@ -213,7 +218,8 @@ fn record_invalid(conn: &mut PgConnection, raw: &str, reason: &str, block: Optio
     diesel::sql_query(
         "INSERT INTO files (cid, status, status_reason, seen_by_event, first_seen_block, last_order_block)
          VALUES ($1, 'invalid', $2, TRUE, $3, $3)
-         ON CONFLICT (cid) DO UPDATE SET status = 'invalid', status_reason = EXCLUDED.status_reason, updated_at = now()",
+         ON CONFLICT (cid) DO UPDATE SET status_reason = EXCLUDED.status_reason, updated_at = now()
+         WHERE files.status = 'invalid'",
     )
     .bind::<Text, _>(&key)
     .bind::<Text, _>(reason.replace('\0', "\\0"))
@@ -444,7 +450,9 @@ pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>,
 }
 
 /// Multi-row upsert of scanned files and the scan cursor, in one transaction: expiry, replica count and amount
-/// are refreshed; new files enter as `new` (found by the scanner); CIDs that are not CIDs are recorded as invalid.
+/// are refreshed, and so is the size (`update_replicas` corrects it on chain); new files enter as `new` (found by the
+/// scanner); a file closed or cleaned here but alive and unexpired on chain is re-opened (local state repaired, its
+/// pending cleanup cancelled); CIDs that are not CIDs are recorded as invalid.
 pub fn upsert_scanned(
     conn: &mut PgConnection,
     rows: &[crate::chain::ScannedFile],
@@ -472,9 +480,24 @@ pub fn upsert_scanned(
                expired_at = EXCLUDED.expired_at,
                replicas = EXCLUDED.replicas,
                seen_by_scan = TRUE,
-               size_bytes = CASE WHEN files.size_bytes = 0 THEN EXCLUDED.size_bytes ELSE files.size_bytes END,
-               updated_at = CASE WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
+               size_bytes = EXCLUDED.size_bytes,
+               status = CASE WHEN (files.status IN ('closed', 'cleaned')
+                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'new'::file_status ELSE files.status END,
+               status_reason = CASE WHEN (files.status IN ('closed', 'cleaned')
+                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'alive on chain (scan)' ELSE files.status_reason END,
+               attempts = CASE WHEN (files.status IN ('closed', 'cleaned')
+                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 0 ELSE files.attempts END,
+               pursued_since = CASE WHEN (files.status IN ('closed', 'cleaned')
+                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() ELSE files.pursued_since END,
+               updated_at = CASE WHEN (files.status IN ('closed', 'cleaned')
+                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
                                       IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
+                                  OR files.size_bytes <> EXCLUDED.size_bytes
                                  THEN now() ELSE files.updated_at END",
         )
         .bind::<Array<Text>, _>(&cids)
@@ -482,6 +505,15 @@ pub fn upsert_scanned(
         .bind::<Array<Numeric>, _>(&amounts)
         .bind::<Array<Int8>, _>(&expiries)
         .bind::<Array<Int4>, _>(&replicas)
+        .execute(conn)?;
+        // A file closed or cleaned here but alive on chain was re-opened above: its queued deletion must not run.
+        diesel::sql_query(
+            "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
+              WHERE status = 'pending' AND cid IN (
+                    SELECT cid FROM files WHERE cid = ANY($1) AND status = 'new'
+                       AND status_reason = 'alive on chain (scan)')",
+        )
+        .bind::<Array<Text>, _>(&cids)
         .execute(conn)?;
         for (raw, reason) in invalid {
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;

@@ -22,6 +22,11 @@ pub const KV_GROUP: &str = "group";
 pub const KV_NODE_COUNT: &str = "node_count";
 /// kv key: blocks that could not be decoded, `[{number, hash, reason, at}]`, kept for operators.
 pub const KV_UNDECODABLE_BLOCKS: &str = "undecodable_blocks";
+/// kv key: when the FilesV2 scan round in progress began (RFC 3339).
+pub const KV_SCAN_ROUND_STARTED: &str = "scan_round_started";
+/// kv key: when the last complete FilesV2 scan round began (RFC 3339): orders in undecodable blocks recorded
+/// before it have been recovered from storage.
+pub const KV_LAST_FULL_SCAN_STARTED: &str = "last_full_scan_started";
 /// kv key: `true` while an operator paused picking.
 pub const KV_PICKING_PAUSED: &str = "picking_paused";
 
@@ -134,4 +139,44 @@ pub fn kv_set<T: Serialize>(conn: &mut PgConnection, key: &str, value: &T) -> Re
         .set((kv_state::value.eq(&v), kv_state::updated_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
+}
+
+/// Something an operator must look at, shown by readyz, the status page and `smanager status`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Alarm {
+    /// What kind of alarm (`undecodable_block`).
+    pub kind: String,
+    pub block: Option<i64>,
+    pub detail: String,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Undecodable blocks whose orders no complete FilesV2 scan has recovered yet: each is an alarm until a scan round
+/// that began after it was recorded has finished.
+pub fn unrecovered_undecodable(conn: &mut PgConnection) -> Result<Vec<Alarm>, DbError> {
+    let blocks: Vec<serde_json::Value> = kv_get(conn, KV_UNDECODABLE_BLOCKS)?.unwrap_or_default();
+    let recovered_up_to: Option<DateTime<Utc>> = kv_get(conn, KV_LAST_FULL_SCAN_STARTED)?;
+    Ok(blocks
+        .iter()
+        .filter_map(|b| {
+            let at = b["at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            if let (Some(at), Some(done)) = (at, recovered_up_to) {
+                if at < done {
+                    return None;
+                }
+            }
+            Some(Alarm {
+                kind: "undecodable_block".into(),
+                block: b["number"].as_i64(),
+                detail: format!(
+                    "block could not be decoded ({}); a FilesV2 scan is recovering its orders",
+                    b["reason"].as_str().unwrap_or("unknown reason")
+                ),
+                since: at,
+            })
+        })
+        .collect())
 }

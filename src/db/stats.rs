@@ -26,6 +26,8 @@ pub struct Stats {
     pub chain_head: Option<ChainHead>,
     pub group: Option<GroupInfo>,
     pub picking_paused: bool,
+    /// What needs an operator's attention now (undecodable blocks not yet recovered by a scan).
+    pub alarms: Vec<state::Alarm>,
     /// Files found by the FilesV2 scanner.
     pub scanned_files: i64,
     /// Pins that ended in the last hour, by final status.
@@ -74,6 +76,7 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         chain_head: state::kv_get(conn, state::KV_CHAIN_HEAD)?,
         group: state::kv_get(conn, state::KV_GROUP)?,
         picking_paused: state::kv_get(conn, state::KV_PICKING_PAUSED)?.unwrap_or(false),
+        alarms: state::unrecovered_undecodable(conn)?,
         scanned_files,
         last_hour,
         at: Utc::now(),

@@ -111,8 +111,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Err(e)) => json!({"ok": false, "reason": e.to_string()}),
         Err(_) => json!({"ok": false, "reason": "sWorker did not answer in 5 s"}),
     };
-    let checks = json!({"postgres": pg_check, "chain": chain_check, "ipfs": ipfs_check, "sworker": sworker_check});
-    let ready = ["postgres", "chain", "ipfs", "sworker"]
+    // Orders of an undecodable block are missing until a FilesV2 scan recovers them: not ready, with the reason.
+    let decoding_check = match &snapshot {
+        None => json!({"ok": false, "reason": "unknown: PostgreSQL is unavailable"}),
+        Some(st) if st.alarms.is_empty() => json!({"ok": true}),
+        Some(st) => {
+            json!({"ok": false, "reason": format!("{} undecodable block(s) not yet recovered by a FilesV2 scan (first: block {})",
+            st.alarms.len(), st.alarms[0].block.unwrap_or(-1)), "alarms": st.alarms})
+        }
+    };
+    let checks = json!({"postgres": pg_check, "chain": chain_check, "ipfs": ipfs_check, "sworker": sworker_check,
+                        "decoding": decoding_check});
+    let ready = ["postgres", "chain", "ipfs", "sworker", "decoding"]
         .iter()
         .all(|k| checks[k]["ok"].as_bool() == Some(true));
     let body = json!({"ready": ready, "checks": checks});

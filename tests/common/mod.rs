@@ -138,10 +138,15 @@ pub fn crust_artefacts() -> Option<std::path::PathBuf> {
         Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crust")),
         Some(std::path::PathBuf::from("/work/shared/crust")),
     ];
-    if let Some(dir) = candidates.into_iter().flatten().find(|d| d.join("metadata-spec25.hex").is_file()) {
+    if let Some(dir) = candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("metadata-spec25.hex").is_file())
+    {
         return Some(dir);
     }
-    let msg = "Crust's real runtime artefacts were not found (set CRUST_ARTEFACTS to the folder holding metadata-spec25.hex)";
+    let msg =
+        "Crust's real runtime artefacts were not found (set CRUST_ARTEFACTS to the folder holding metadata-spec25.hex)";
     if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
         panic!("{msg}");
     }

@@ -509,6 +509,25 @@ impl DevChain {
         }
     }
 
+    /// Places these orders inside one `utility.batch` extrinsic in the next block (repeat CIDs allowed).
+    pub fn order_batch_now(&self, orders: &[(&str, u64, u128)]) {
+        if let Ok(mut c) = self.shared.lock() {
+            let batch = orders
+                .iter()
+                .map(|(cid, size, tips)| (cid.to_string(), *size, *tips))
+                .collect();
+            c.scenario.manual_batches.push(batch);
+        }
+    }
+
+    /// An order in the next block whose call the indexer cannot read (opaque bytes, as in a multisig): the
+    /// FileSuccess event and the storage entry are all it has. Not part of the ground truth (its tips are unknown).
+    pub fn order_opaque_now(&self, cid: &str, size: u64) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.scenario.opaque_orders.push((cid.to_string(), size));
+        }
+    }
+
     /// Closes a file in the next block (`illegal`: `IllegalFileClosed`, else `calculate_reward` → `FileClosed`).
     pub fn close_now(&self, cid: &str, illegal: bool) {
         if let Ok(mut c) = self.shared.lock() {

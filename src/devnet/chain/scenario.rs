@@ -95,6 +95,11 @@ pub struct Scenario {
     pub raw_orders: Vec<(Vec<u8>, u64)>,
     /// Put an undecodable extrinsic into the next block.
     pub garbage: bool,
+    /// Orders tests asked for inside one `utility.batch` (by alice), placed in the next block.
+    pub manual_batches: Vec<Vec<(String, u64, u128)>>,
+    /// Orders whose call the indexer cannot see (the place call travels as opaque bytes, as through
+    /// `multisig.as_multi`'s `OpaqueCall`): only the FileSuccess event and the storage entry tell of them.
+    pub opaque_orders: Vec<(String, u64)>,
     next_file: u64,
 }
 
@@ -367,6 +372,37 @@ impl Scenario {
                 place_call(super::metadata::market_index(st.spec), &cid, size, tips),
                 vec![file_success(super::metadata::market_index(st.spec), &who, &cid)],
             );
+        }
+        for orders in std::mem::take(&mut self.manual_batches) {
+            let who = account("alice");
+            let market = super::metadata::market_index(st.spec);
+            let mut call = vec![index::UTILITY, 0];
+            Compact(orders.len() as u32).encode_to(&mut call);
+            let mut events = Vec::new();
+            for (cid, size, tips) in &orders {
+                self.truth.orders.push(OrderTruth {
+                    cid: cid.clone(),
+                    size: *size,
+                    tips: *tips,
+                    owner: ss58::encode(ss58::CRUST_PREFIX, &who),
+                    block: now,
+                    in_batch: true,
+                    available: true,
+                });
+                Self::apply_order(st, cid, *size, 1_000_000 + tips, now);
+                call.extend(place_call(market, cid, *size, *tips));
+                events.push(file_success(market, &who, cid));
+            }
+            events.push((index::UTILITY, 1, vec![]));
+            st.submit(&who, call, events);
+        }
+        for (cid, size) in std::mem::take(&mut self.opaque_orders) {
+            let who = account("alice");
+            let market = super::metadata::market_index(st.spec);
+            Self::apply_order(st, &cid, size, 1_000_000, now);
+            let mut call = vec![index::SYSTEM, 0];
+            place_call(market, &cid, size, 0).encode_to(&mut call);
+            st.submit(&who, call, vec![file_success(market, &who, &cid)]);
         }
         for (cid, illegal) in std::mem::take(&mut self.manual_closes) {
             if illegal {

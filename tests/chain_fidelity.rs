@@ -1,0 +1,329 @@
+//! No order is lost and no live file is closed or deleted because of how a block was decoded or a map was read:
+//! repeat orders in one batch or one block each count, an order whose call cannot be read is taken from storage,
+//! bad chain data never downgrades a known file, a new order re-opens any non-final file, the scanner repairs
+//! local state from the chain, and Cleanup re-reads the chain before it deletes.
+
+mod common;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use common::{eventually, TestDb};
+use smanager::chain::client::SubxtChain;
+use smanager::chain::{ChainEvent, ChainSource, FileOrder, IndexedBlock, ScannedFile};
+use smanager::db::schema::{cleanups, file_owners, files};
+use smanager::db::{files as file_q, state, CleanupStatus, FileStatus};
+use smanager::devnet::chain::{account, ChainConfig, DevChain};
+use smanager::devnet::content::ContentStore;
+
+fn tips_of(t: &TestDb, cid: &str) -> (String, i64, FileStatus) {
+    let mut c = t.conn();
+    let (tips, size, status): (bigdecimal::BigDecimal, i64, FileStatus) = files::table
+        .find(cid)
+        .select((files::tips, files::size_bytes, files::status))
+        .first(&mut c)
+        .expect("file row");
+    (tips.to_string(), size, status)
+}
+
+fn owner_orders(t: &TestDb, cid: &str) -> Vec<(String, i32)> {
+    file_owners::table
+        .filter(file_owners::cid.eq(cid))
+        .select((file_owners::owner, file_owners::orders))
+        .order(file_owners::owner)
+        .load(&mut t.conn())
+        .expect("owners")
+}
+
+#[actix_rt::test]
+async fn repeat_orders_and_opaque_calls_are_each_indexed() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(ChainConfig::quiet(0, vec![account("m0")]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
+    let a = content.build(11, 1000, false, true).cid;
+    let b = content.build(12, 500, true, true).cid;
+    let c = content.build(13, 700, false, true).cid;
+    // Two orders on one CID inside one utility.batch, with different sizes and tips.
+    chain.order_batch_now(&[(&a, 1000, 4), (&a, 2000, 9)]);
+    // Two identical orders by one account in one block (two extrinsics).
+    chain.order_now(&b, 500, 3);
+    chain.order_now(&b, 500, 3);
+    // An order whose call travels as opaque bytes (as through a multisig).
+    chain.order_opaque_now(&c, 700);
+    let n = chain.produce_block();
+
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    let block = client.block(u64::from(n)).await.expect("block decodes");
+    let orders: Vec<&FileOrder> = block
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ChainEvent::Ordered(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    let of = |cid: &str| -> Vec<(u64, u128)> {
+        orders
+            .iter()
+            .filter(|o| o.cid == cid)
+            .map(|o| (o.size, o.tips))
+            .collect()
+    };
+    assert_eq!(of(&a), vec![(1000, 4), (2000, 9)], "batch orders: {:?}", block.events);
+    assert_eq!(
+        of(&b),
+        vec![(500, 3), (500, 3)],
+        "same-block orders: {:?}",
+        block.events
+    );
+    assert_eq!(
+        of(&c),
+        vec![(700, 0)],
+        "opaque order taken from storage: {:?}",
+        block.events
+    );
+    assert!(
+        !block.events.iter().any(|e| matches!(e, ChainEvent::Invalid { .. })),
+        "{:?}",
+        block.events
+    );
+
+    let t = TestDb::migrated();
+    {
+        let mut conn = t.conn();
+        state::set_block_cursor(&mut conn, state::INDEXER_CURSOR, i64::from(n) - 1, "0x0").expect("cursor");
+        file_q::apply_block(&mut conn, &block).expect("apply");
+    }
+    assert_eq!(tips_of(&t, &a).0, "13");
+    assert_eq!(tips_of(&t, &b).0, "6");
+    assert_eq!(tips_of(&t, &c).1, 700);
+    let alice = smanager::chain::ss58::encode(smanager::chain::ss58::CRUST_PREFIX, &account("alice"));
+    assert_eq!(owner_orders(&t, &a), vec![(alice.clone(), 2)]);
+    assert_eq!(owner_orders(&t, &b), vec![(alice, 2)]);
+    chain.stop().await;
+}
+
+fn block(number: u64, events: Vec<ChainEvent>) -> IndexedBlock {
+    IndexedBlock {
+        number,
+        hash: format!("0x{number:064x}"),
+        timestamp_ms: None,
+        events,
+    }
+}
+
+fn order(cid: &str, tips: u128) -> ChainEvent {
+    ChainEvent::Ordered(FileOrder {
+        cid: cid.into(),
+        size: 1000,
+        tips,
+        owner: "cTL1".into(),
+    })
+}
+
+const CIDS: [&str; 5] = [
+    "QmY3yV46Kj4kySVUky35jhZFCwsebHm9GD9oVD4UzrqmsV",
+    "QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L4",
+    "QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB",
+    "QmQPeNsJPyVWPFDVHb9VsD6iyHFpTbpnM3hSwq1W5WGAUc",
+    "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n",
+];
+
+#[test]
+fn bad_data_never_downgrades_and_new_orders_reopen() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    file_q::apply_block(&mut c, &block(1, CIDS.iter().map(|cid| order(cid, 1)).collect())).expect("apply 1");
+    let set = |c: &mut PgConnection, cid: &str, s: FileStatus| {
+        diesel::update(files::table.find(cid))
+            .set((files::status.eq(s), files::attempts.eq(3)))
+            .execute(c)
+            .expect("set status");
+    };
+    set(&mut c, CIDS[0], FileStatus::Pinning);
+    set(&mut c, CIDS[1], FileStatus::Failed);
+    set(&mut c, CIDS[2], FileStatus::Skipped);
+    set(&mut c, CIDS[3], FileStatus::Invalid);
+    set(&mut c, CIDS[4], FileStatus::Sealed);
+    // A bad event naming a known file must not turn it invalid.
+    file_q::apply_block(
+        &mut c,
+        &block(
+            2,
+            vec![ChainEvent::Invalid {
+                raw: CIDS[0].into(),
+                reason: "FileSuccess without a matching call".into(),
+            }],
+        ),
+    )
+    .expect("apply 2");
+    assert_eq!(tips_of(&t, CIDS[0]).2, FileStatus::Pinning);
+    // A new order re-opens failed, skipped and invalid files with attempts reset; live ones stay as they are.
+    file_q::apply_block(&mut c, &block(3, CIDS.iter().map(|cid| order(cid, 1)).collect())).expect("apply 3");
+    let status = |cid: &str| -> (FileStatus, i32) {
+        files::table
+            .find(cid)
+            .select((files::status, files::attempts))
+            .first(&mut t.conn())
+            .expect("row")
+    };
+    assert_eq!(status(CIDS[0]), (FileStatus::Pinning, 3));
+    assert_eq!(status(CIDS[1]), (FileStatus::New, 0));
+    assert_eq!(status(CIDS[2]), (FileStatus::New, 0));
+    assert_eq!(status(CIDS[3]), (FileStatus::New, 0));
+    assert_eq!(status(CIDS[4]), (FileStatus::Sealed, 3));
+}
+
+#[test]
+fn scan_repairs_closed_files_alive_on_chain_and_takes_corrected_sizes() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    file_q::apply_block(
+        &mut c,
+        &block(1, vec![order(CIDS[0], 1), order(CIDS[1], 1), order(CIDS[2], 1)]),
+    )
+    .expect("apply");
+    // Closed here (a misread close) for CIDS[0] and CIDS[2]; CIDS[2] really expired on chain.
+    file_q::apply_block(
+        &mut c,
+        &block(
+            500,
+            vec![
+                ChainEvent::Closed {
+                    cid: CIDS[0].into(),
+                    reason: smanager::chain::CloseReason::Closed,
+                },
+                ChainEvent::Closed {
+                    cid: CIDS[2].into(),
+                    reason: smanager::chain::CloseReason::Closed,
+                },
+            ],
+        ),
+    )
+    .expect("close");
+    let row = |cid: &str, size: u64, expired_at: u32| ScannedFile {
+        cid: cid.into(),
+        size,
+        expired_at,
+        amount: 10,
+        replicas: 1,
+    };
+    file_q::upsert_scanned(
+        &mut c,
+        &[row(CIDS[0], 1000, 0), row(CIDS[1], 256, 9_000), row(CIDS[2], 1000, 400)],
+        &[],
+        "0x00",
+        0,
+    )
+    .expect("scan");
+    let (_, _, s0) = tips_of(&t, CIDS[0]);
+    assert_eq!(s0, FileStatus::New, "closed here but alive on chain: re-opened");
+    assert_eq!(tips_of(&t, CIDS[1]).1, 256, "size corrected on chain (update_replicas)");
+    assert_eq!(
+        tips_of(&t, CIDS[2]).2,
+        FileStatus::Closed,
+        "expired on chain: stays closed"
+    );
+    let pending: Vec<String> = cleanups::table
+        .filter(cleanups::status.eq(CleanupStatus::Pending))
+        .select(cleanups::cid)
+        .load(&mut c)
+        .expect("cleanups");
+    assert_eq!(
+        pending,
+        vec![CIDS[2].to_string()],
+        "the re-opened file's deletion is cancelled"
+    );
+}
+
+#[actix_rt::test]
+async fn cleanup_rereads_the_chain_before_deleting() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(ChainConfig::quiet(0, vec![account("m0")]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
+    let live = content.build(21, 1000, false, true).cid;
+    let gone = content.build(22, 1000, false, true).cid;
+    chain.order_now(&live, 1000, 1);
+    chain.order_now(&gone, 1000, 1);
+    chain.produce_block();
+    chain.close_now(&gone, false);
+    let head = chain.produce_block();
+
+    let t = TestDb::migrated();
+    {
+        // The local database believes both closed (as after a misread close), with deletions queued.
+        let mut c = t.conn();
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+        file_q::apply_block(&mut c, &block(1, vec![order(&live, 1), order(&gone, 1)])).expect("orders");
+        let closes = [&live, &gone]
+            .iter()
+            .map(|cid| ChainEvent::Closed {
+                cid: cid.to_string(),
+                reason: smanager::chain::CloseReason::Closed,
+            })
+            .collect();
+        file_q::apply_block(&mut c, &block(2, closes)).expect("closes");
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, i64::from(head), "0x0").expect("cursor");
+    }
+    let sworker = smanager::devnet::sworker::SworkerSim::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        smanager::devnet::sworker::SworkerConfig::default(),
+    )
+    .expect("sworker");
+    let mut s = t.app_settings();
+    s.chain.end_point = chain.ws_url();
+    s.chain.scan_cooldown_secs = 3600;
+    s.sworker.end_point = sworker.url();
+    let settings = Rc::new(s);
+    let peers = smanager::actors::start(smanager::actors::Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(smanager::ipfs::KuboClient::new(
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+        )),
+        sworker: Rc::new(smanager::sworker::SworkerClient::new(
+            &sworker.url(),
+            Duration::from_secs(5),
+        )),
+        holder: "test/cleanup-recheck".into(),
+    });
+    let job_status = |cid: String| {
+        let t = &t;
+        async move {
+            let s: Option<CleanupStatus> = cleanups::table
+                .filter(cleanups::cid.eq(&cid))
+                .order(cleanups::id.desc())
+                .select(cleanups::status)
+                .first(&mut t.conn())
+                .ok();
+            s.filter(|s| *s != CleanupStatus::Pending)
+        }
+    };
+    assert_eq!(
+        eventually(60, "live file's cleanup decided", || job_status(live.clone())).await,
+        CleanupStatus::Cancelled
+    );
+    assert_eq!(
+        eventually(60, "closed file's cleanup decided", || job_status(gone.clone())).await,
+        CleanupStatus::Done
+    );
+    let (status, reason): (FileStatus, Option<String>) = files::table
+        .find(&live)
+        .select((files::status, files::status_reason))
+        .first(&mut t.conn())
+        .expect("row");
+    assert_ne!(status, FileStatus::Cleaned, "a file alive on chain was deleted");
+    assert!(reason.is_some_and(|r| r.contains("alive on chain")) || status != FileStatus::Closed);
+    smanager::app::shutdown(&peers).await;
+    sworker.stop().await;
+    chain.stop().await;
+}
