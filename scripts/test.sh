@@ -56,6 +56,7 @@ install_npm_peer() { # name
       return 1
     }
   fi
+  cp "$src"/* "$dst"/ # scripts may change without the dependencies changing
 }
 if command -v npm >/dev/null 2>&1; then
   install_npm_peer jsipfs
