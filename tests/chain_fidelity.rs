@@ -150,21 +150,45 @@ fn bad_data_never_downgrades_and_new_orders_reopen() {
     set(&mut c, CIDS[2], FileStatus::Skipped);
     set(&mut c, CIDS[3], FileStatus::Invalid);
     set(&mut c, CIDS[4], FileStatus::Sealed);
+    // Seen by the scanner before its order's event: waiting for a replica, which a fresh order must not wait for.
+    let scanned_first = cid::Cid::try_from(CIDS[0])
+        .expect("cid")
+        .into_v1()
+        .expect("v1")
+        .to_string();
+    file_q::apply_block(&mut c, &block(2, vec![])).expect("apply 2 (empty)");
+    file_q::upsert_scanned(
+        &mut c,
+        &[ScannedFile {
+            cid: scanned_first.clone(),
+            size: 1000,
+            expired_at: 0,
+            amount: 1,
+            replicas: 0,
+        }],
+        &[],
+        "0x00",
+        0,
+    )
+    .expect("scan");
+    set(&mut c, &scanned_first, FileStatus::PendingReplica);
     // A bad event naming a known file must not turn it invalid.
     file_q::apply_block(
         &mut c,
         &block(
-            2,
+            3,
             vec![ChainEvent::Invalid {
                 raw: CIDS[0].into(),
                 reason: "FileSuccess without a matching call".into(),
             }],
         ),
     )
-    .expect("apply 2");
+    .expect("apply 3");
     assert_eq!(tips_of(&t, CIDS[0]).2, FileStatus::Pinning);
     // A new order re-opens failed, skipped and invalid files with attempts reset; live ones stay as they are.
-    file_q::apply_block(&mut c, &block(3, CIDS.iter().map(|cid| order(cid, 1)).collect())).expect("apply 3");
+    let mut again: Vec<ChainEvent> = CIDS.iter().map(|cid| order(cid, 1)).collect();
+    again.push(order(&scanned_first, 1));
+    file_q::apply_block(&mut c, &block(4, again)).expect("apply 4");
     let status = |cid: &str| -> (FileStatus, i32) {
         files::table
             .find(cid)
@@ -177,6 +201,7 @@ fn bad_data_never_downgrades_and_new_orders_reopen() {
     assert_eq!(status(CIDS[2]), (FileStatus::New, 0));
     assert_eq!(status(CIDS[3]), (FileStatus::New, 0));
     assert_eq!(status(CIDS[4]), (FileStatus::Sealed, 3));
+    assert_eq!(status(&scanned_first), (FileStatus::New, 0));
 }
 
 #[test]

@@ -279,17 +279,24 @@ pub fn lane_of(s: &SchedulerSettings, size: i64) -> Lane {
     }
 }
 
-/// The CID as CIDv1 bytes read as a big-endian integer, modulo `m`: the group slot rule of the TypeScript manager.
+/// The number the TypeScript manager assigns a CID, as hex digits: `BigNumber('0x' + cidV1.toString('base16'))`,
+/// where multibase base16 text starts with the prefix `f`, so the number is `0xf` followed by the CIDv1 bytes.
+/// Members of one group may run either manager, so the slot must be computed exactly as TypeScript does.
+pub fn cid_group_hex(cid: &str) -> Option<String> {
+    let v1 = cid::Cid::try_from(cid).ok()?.into_v1().ok()?;
+    Some(format!("f{}", hex::encode(v1.to_bytes())))
+}
+
+/// The group slot of a CID among `m` members: TypeScript's number ([`cid_group_hex`]) modulo `m`.
 pub fn cid_mod(cid: &str, m: u64) -> Option<u64> {
     if m == 0 {
         return None;
     }
-    let parsed = cid::Cid::try_from(cid).ok()?;
-    let v1 = parsed.into_v1().ok()?;
+    let digits = cid_group_hex(cid)?;
     let m = u128::from(m);
     let mut r: u128 = 0;
-    for b in v1.to_bytes() {
-        r = (r * 256 + u128::from(b)) % m;
+    for d in digits.chars() {
+        r = (r * 16 + u128::from(d.to_digit(16)?)) % m;
     }
     u64::try_from(r).ok()
 }
@@ -616,7 +623,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
             ),
         };
         deps.db
-            .run(move |c| files::transition(c, &cid, &[FileStatus::New], status, reason.as_deref(), next))
+            .run(move |c| files::record_verdict(c, &cid, source, status, reason.as_deref(), next))
             .await?;
     }
     report.more = report.picked + report.already_stored > 0 && fetched_full && !(lanes_full.0 && lanes_full.1);
@@ -683,6 +690,41 @@ mod tests {
             assert_eq!(owners.len(), 1, "{cid}: {owners:?}");
             assert_eq!(Some(u64::from(owners[0])), cid_mod(cid, 3));
         }
+    }
+
+    /// Hex digits to decimal, for comparing with TypeScript's BigNumber output.
+    fn hex_to_decimal(hex: &str) -> String {
+        let mut digits: Vec<u32> = vec![0]; // little-endian base 10
+        for h in hex.chars() {
+            let mut carry = h.to_digit(16).expect("hex digit");
+            for d in digits.iter_mut() {
+                let v = *d * 16 + carry;
+                *d = v % 10;
+                carry = v / 10;
+            }
+            while carry > 0 {
+                digits.push(carry % 10);
+                carry /= 10;
+            }
+        }
+        digits
+            .iter()
+            .rev()
+            .map(|d| char::from_digit(*d, 10).unwrap_or('?'))
+            .collect()
+    }
+
+    #[test]
+    fn group_number_matches_typescript_vector() {
+        // crust-smanager's own test vector (BigNumber('0x' + cidV1.toString('base16'))).
+        let hex = cid_group_hex("QmY3yV46Kj4kySVUky35jhZFCwsebHm9GD9oVD4UzrqmsV").expect("cid");
+        assert_eq!(
+            hex_to_decimal(&hex),
+            "7462641670019941206647870581808974408289101716104644620046486700662133202706398401268240"
+        );
+        // The `f` digit matters where 256 is not 1 modulo the group size: 7 members give slot 5, not 4.
+        assert_eq!(cid_mod("QmY3yV46Kj4kySVUky35jhZFCwsebHm9GD9oVD4UzrqmsV", 7), Some(5));
+        assert_eq!(cid_mod("QmY3yV46Kj4kySVUky35jhZFCwsebHm9GD9oVD4UzrqmsV", 5), Some(0));
     }
 
     #[test]

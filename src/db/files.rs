@@ -86,7 +86,7 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
 /// New orders, or repeat orders on known CIDs, in three statements: tips add up, a closed file becomes live again
 /// and its pending cleanup is cancelled, owners count their orders. Returns how many orders were applied.
 /// A new order re-opens every file that is not being stored (closed, cleaned, invalid,
-/// failed, skipped), as the TypeScript manager does: an owner paying again is a new reason to store it, so the
+/// failed, skipped, or waiting for a replica because the scanner saw it first), as the TypeScript manager does: an owner paying again is a new reason to store it, so the
 /// Picker decides afresh with attempts reset and a fresh `pursued_since`.
 fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> Result<usize, DbError> {
     use diesel::sql_types::{Array, Int4};
@@ -115,10 +115,10 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> 
            seen_by_event = TRUE,
            first_seen_block = COALESCE(files.first_seen_block, EXCLUDED.first_seen_block),
            last_order_block = EXCLUDED.last_order_block,
-           status = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 'new'::file_status ELSE files.status END,
-           status_reason = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 'ordered again' ELSE files.status_reason END,
-           attempts = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN 0 ELSE files.attempts END,
-           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped') THEN now() ELSE files.pursued_since END,
+           status = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 'new'::file_status ELSE files.status END,
+           status_reason = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 'ordered again' ELSE files.status_reason END,
+           attempts = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 0 ELSE files.attempts END,
+           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN now() ELSE files.pursued_since END,
            updated_at = now()",
     )
     .bind::<Array<Text>, _>(&cids)
@@ -267,6 +267,37 @@ pub fn transition(
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
     let n = diesel::update(files::table.find(cid).filter(files::status.eq_any(from.to_vec())))
+        .set((
+            files::status.eq(to),
+            files::status_reason.eq(reason),
+            files::next_attempt_at.eq(next_attempt_at),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records the Picker's verdict on a `new` file judged as coming from `source`. A verdict from the scanned-file
+/// rules (replicas, lifetime) is dropped if the file's order event was indexed meanwhile: a fresh order must be
+/// judged by the order rules, never parked on stale scan values. False if the file changed first.
+pub fn record_verdict(
+    conn: &mut PgConnection,
+    cid: &str,
+    source: Source,
+    to: FileStatus,
+    reason: Option<&str>,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbError> {
+    // Events: any value matches; Scan: only files no order event has touched.
+    let seen_by_event = match source {
+        Source::Scan => vec![false],
+        Source::Events => vec![false, true],
+    };
+    let target = files::table
+        .find(cid)
+        .filter(files::status.eq(FileStatus::New))
+        .filter(files::seen_by_event.eq_any(seen_by_event));
+    let n = diesel::update(target)
         .set((
             files::status.eq(to),
             files::status_reason.eq(reason),

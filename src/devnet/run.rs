@@ -47,6 +47,10 @@ pub struct DevnetArgs {
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5)]
     pub report_secs: u64,
+    /// Members of the devnet's storage group, this node being one of them: it takes the CIDs of its group slot
+    /// (TypeScript's rule), about 1/N of them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub group_members: u32,
 }
 
 fn local(port: u16) -> SocketAddr {
@@ -67,10 +71,22 @@ pub struct Summary {
     pub queued: i64,
     pub pulling: i64,
     pub blocks: u32,
+    /// Size of the devnet group, and how many of the ordered CIDs fall in this node's slot.
+    pub group_members: usize,
+    pub cids_in_my_slot: usize,
 }
 
-fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim) -> anyhow::Result<Summary> {
+fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim, group: &GroupSpec) -> anyhow::Result<Summary> {
     let truth = chain.ground_truth();
+    // The chain keeps members in a BTreeSet: a member's index is its rank among the sorted account ids.
+    let mut sorted = group.members.clone();
+    sorted.sort();
+    let my_index = sorted.iter().position(|m| *m == account("member-0")).unwrap_or(0) as u64;
+    let cids: std::collections::BTreeSet<&str> = truth.orders.iter().map(|o| o.cid.as_str()).collect();
+    let cids_in_my_slot = cids
+        .iter()
+        .filter(|c| crate::actors::picker::cid_mod(c, sorted.len() as u64) == Some(my_index))
+        .count();
     let mut c = db.conn()?;
     let indexed: Option<i64> = file_owners::table
         .select(diesel::dsl::sum(file_owners::orders))
@@ -106,6 +122,8 @@ fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim) -> anyhow::Result<
         queued: count(&mut c, &[FileStatus::New, FileStatus::Queued])?,
         pulling: count(&mut c, &[FileStatus::Pinning])?,
         blocks: chain.finalized_number(),
+        group_members: group.members.len(),
+        cids_in_my_slot,
     })
 }
 
@@ -118,6 +136,12 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let summary = system.block_on(async move {
         let content = ContentStore::new();
         let me = account("member-0");
+        let group = GroupSpec {
+            owner: account("owner"),
+            members: std::iter::once(me)
+                .chain((1..args.group_members).map(|i| account(&format!("member-{i}"))))
+                .collect(),
+        };
         let chain = DevChain::start(
             ChainConfig {
                 bind: local(args.chain_port),
@@ -127,10 +151,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
                     order_rate: args.order_rate,
                     ..Default::default()
                 },
-                group: GroupSpec {
-                    owner: account("owner"),
-                    members: vec![me, account("member-1"), account("member-2")],
-                },
+                group: group.clone(),
                 prefill: 0,
             },
             Arc::new(content.clone()),
@@ -196,7 +217,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
                     if deadline.is_some_and(|d| Instant::now() >= d) { break; }
                 }
                 _ = report.tick() => {
-                    match summarize(&db, &chain, &sworker) {
+                    match summarize(&db, &chain, &sworker, &group) {
                         Ok(s) => println!(
                             "progress: t={}s block={} orders={} indexed={} queued={} pulling={} sealed={} cleaned={} failed={}",
                             started.elapsed().as_secs(), s.blocks, s.orders, s.indexed, s.queued, s.pulling, s.sealed, s.cleaned, s.failed
@@ -207,7 +228,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
             }
         }
         crate::app::shutdown(&peers).await;
-        let summary = summarize(&db, &chain, &sworker);
+        let summary = summarize(&db, &chain, &sworker, &group);
         admin.handle.stop(true).await;
         ipfs.stop().await;
         sworker.stop().await;
