@@ -11,7 +11,7 @@ use smanager::{commands, logging};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match config::load(&Sources::from_process(cli.config.clone())) {
+    let (settings, warnings) = match config::load_with_warnings(&Sources::from_process(cli.config.clone())) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -26,6 +26,13 @@ fn main() -> ExitCode {
     };
     if !quiet {
         logging::init(settings.log.format);
+    }
+    // Warnings go to stderr (stdout may be a report such as `config show`), and into the log of a running node.
+    for w in &warnings {
+        eprintln!("warning: {w}");
+        if matches!(cli.command, Command::Run) {
+            log::warn!(target: "smanager::config", "{w}");
+        }
     }
     let result = match cli.command {
         Command::Config(ConfigCommand::Check) => match settings.require_account() {

@@ -60,9 +60,41 @@ fn out_of_range_exits_2_naming_the_key() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// TypeScript ignores unknown keys, so a JSON config that ran there loads here, with a warning naming key and file.
+#[test]
+fn unknown_key_in_typescript_json_warns_and_loads() {
+    let f = edited(|v| {
+        v["scheduler"]["maxPendingTask"] = 3.into();
+        v["scheduler"]["minSrdRatio"] = 55.into();
+    });
+    let path = f.path().to_string_lossy().into_owned();
+    let (code, out, err) = smanager(&["config", "show", "--config", &path], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("scheduler.maxPendingTask") && err.contains(&path), "{err}");
+    assert!(
+        out.contains("minSrdRatio = 55"),
+        "the rest of the file still applies: {out}"
+    );
+}
+
+/// TypeScript's own weight rules: absent newFilesWeight is 100, existedFilesWeight is accepted, weights summing to
+/// 0 fall back to the default preset with a warning instead of refusing to start.
+#[test]
+fn typescript_strategy_weights_load_as_in_typescript() {
+    let f = edited(|v| v["scheduler"]["strategy"] = serde_json::json!({"existedFilesWeight": 5}));
+    let (code, out, err) = smanager(&["config", "show", "--config", &f.path().to_string_lossy()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("newFilesWeight = 100"), "{out}");
+    let f = edited(|v| v["scheduler"]["strategy"] = serde_json::json!({"dbFilesWeight": 0, "newFilesWeight": 0}));
+    let (code, out, err) = smanager(&["config", "check", "--config", &f.path().to_string_lossy()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("default preset"), "{err}");
+}
+
 #[test]
 fn unknown_key_exits_2_naming_it() {
-    let f = edited(|v| v["scheduler"]["maxPendingTask"] = 3.into());
+    let f = tempfile::Builder::new().suffix(".toml").tempfile().expect("tmp");
+    std::fs::write(f.path(), "[scheduler]\nmaxPendingTask = 3\n").expect("write");
     let path = f.path().to_string_lossy().into_owned();
     let (code, _, err) = smanager(&["config", "check", "--config", &path], &[]);
     assert_eq!(code, 2, "{err}");

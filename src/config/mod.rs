@@ -70,7 +70,15 @@ impl Sources {
 
 /// Load, merge and validate the configuration.
 pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+    load_with_warnings(sources).map(|(s, _)| s)
+}
+
+/// [`load`], also returning what was accepted but deserves the operator's attention: unknown keys in a TypeScript
+/// JSON config (TypeScript ignores them, so a config that ran there must load here) and strategy weights that sum
+/// to 0 (TypeScript falls back to the default preset). Our own TOML stays strict.
+pub fn load_with_warnings(sources: &Sources) -> Result<(Settings, Vec<String>), ConfigError> {
     let known = known_keys();
+    let mut warnings = Vec::new();
     let defaults =
         toml::to_string(&Settings::default()).map_err(|e| ConfigError::invalid("<defaults>", e.to_string()))?;
     let mut builder = Config::builder().add_source(File::from_str(&defaults, FileFormat::Toml));
@@ -78,7 +86,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
     if let Some(dir) = &sources.defaults_dir {
         let path = dir.join(DEFAULT_FILE);
         if path.is_file() {
-            builder = builder.add_source(checked_file(&path, &known)?);
+            builder = builder.add_source(checked_file(&path, &known, &mut warnings)?);
         }
     }
     if let Some(path) = &sources.file {
@@ -88,7 +96,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
                 reason: "no such file".into(),
             });
         }
-        builder = builder.add_source(checked_file(path, &known)?);
+        builder = builder.add_source(checked_file(path, &known, &mut warnings)?);
     }
     for (name, value) in &sources.env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -111,7 +119,14 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
         ConfigError::invalid(&key, e.into_inner().to_string())
     })?;
     validate::validate(&settings)?;
-    Ok(settings)
+    let w = settings.scheduler.strategy.weights();
+    if w.new_files_weight + w.db_files_weight == 0 {
+        warnings.push(
+            "configuration key `scheduler.strategy`: newFilesWeight + dbFilesWeight is 0; using the default preset (50/50), as TypeScript does"
+                .to_string(),
+        );
+    }
+    Ok((settings, warnings))
 }
 
 /// Every leaf key path in its canonical case, e.g. `scheduler.minSrdRatio`.
@@ -164,8 +179,13 @@ fn env_key(rest: &str, known: &[String]) -> Option<String> {
         .cloned()
 }
 
-/// Reads one file, rejects keys we do not know (naming them with their full path), and returns it as a source.
-fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
+/// Reads one file and returns it as a source. Keys we do not know are rejected in TOML (naming them with their full
+/// path); in JSON, the TypeScript manager's format, they are dropped with a warning, as TypeScript ignores them.
+fn checked_file(
+    path: &Path,
+    known: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<File<config::FileSourceString, FileFormat>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -180,7 +200,7 @@ fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSource
             })
         }
     };
-    let tree: Value = match format {
+    let mut tree: Value = match format {
         FileFormat::Json => serde_json::from_str(&text).map_err(|e| ConfigError::File {
             path: path.display().to_string(),
             reason: format!("not valid JSON: {e}"),
@@ -198,18 +218,46 @@ fn checked_file(path: &Path, known: &[String]) -> Result<File<config::FileSource
     };
     let mut leaves = Vec::new();
     collect_leaves(&tree, "", &mut leaves);
+    let mut dropped = false;
     for leaf in leaves {
         if leaf.is_empty() {
             continue;
         }
         if !known.iter().any(|k| k == &leaf || k.starts_with(&format!("{leaf}."))) {
-            return Err(ConfigError::UnknownKey {
-                key: leaf,
-                source_name: path.display().to_string(),
-            });
+            if !matches!(format, FileFormat::Json) {
+                return Err(ConfigError::UnknownKey {
+                    key: leaf,
+                    source_name: path.display().to_string(),
+                });
+            }
+            warnings.push(format!(
+                "unknown configuration key `{leaf}` in {} ignored (TypeScript ignores unknown keys; check the spelling)",
+                path.display()
+            ));
+            remove_path(&mut tree, &leaf);
+            dropped = true;
         }
     }
+    if dropped {
+        return Ok(File::from_str(&tree.to_string(), format));
+    }
     Ok(File::from_str(&text, format))
+}
+
+/// Removes a dotted leaf path from a JSON tree, and any object it leaves empty.
+fn remove_path(tree: &mut Value, path: &str) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut node = tree;
+    for p in &parts {
+        match node.get_mut(*p) {
+            Some(child) => node = child,
+            None => return,
+        }
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.remove(last);
+    }
 }
 
 /// The effective configuration as TOML with secrets replaced by `"<redacted>"`.

@@ -223,16 +223,26 @@ pub enum StrategyPreset {
     NewFileFirst,
 }
 
-/// Relative weights of the three sources of work.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+/// Relative weights of the sources of work; absent keys default as in TypeScript (`newFilesWeight` 100, others 0).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct StrategyWeights {
-    /// Files this node already holds in IPFS (re-seal candidates).
+    /// Accepted for TypeScript configs and ignored, as TypeScript ignores it.
     pub existed_files_weight: u32,
     /// Files found by the FilesV2 scanner.
     pub db_files_weight: u32,
     /// Files from fresh `FileSuccess` events.
     pub new_files_weight: u32,
+}
+
+impl Default for StrategyWeights {
+    fn default() -> Self {
+        StrategyWeights {
+            existed_files_weight: 0,
+            db_files_weight: 0,
+            new_files_weight: 100,
+        }
+    }
 }
 
 impl Strategy {
@@ -284,7 +294,7 @@ pub struct SchedulerSettings {
     pub min_file_size: u64,
     /// MB; 0 turns the bound off.
     pub max_file_size: u64,
-    /// Scanner files with fewer replicas are left to others (srdFirst only, as in the TypeScript manager).
+    /// Scanned files with fewer replicas are left to others (TypeScript applies it whenever it draws scanned files).
     pub min_replicas: u32,
     /// Files with this many replicas or more are skipped; 0 turns the bound off.
     pub max_replicas: u32,
@@ -299,6 +309,8 @@ pub struct SchedulerSettings {
     /// Probability filter for new orders: a group takes one with probability targetReplicas × members / live nodes
     /// (300 is the TypeScript manager's constant); 0 turns the filter off.
     pub target_replicas: u32,
+    /// The same filter's base for files found by the scanner (TypeScript's 160); 0 turns it off for them.
+    pub scan_target_replicas: u32,
     /// The system disk must keep this much free (GiB).
     pub min_sys_free_gib: u64,
     /// sWorker free space must exceed this multiple of (file + in-flight reservations).
@@ -326,6 +338,7 @@ impl Default for SchedulerSettings {
             min_lifetime_days: 120,
             no_replica_days: 10,
             target_replicas: 300,
+            scan_target_replicas: 160,
             min_sys_free_gib: 50,
             space_factor: 2.2,
             rank_by: RankBy::Tips,

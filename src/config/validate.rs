@@ -62,13 +62,6 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
             "expected a number ≥ 1.0 (2.2 in the TypeScript manager)",
         ));
     }
-    let w = sc.strategy.weights();
-    if w.existed_files_weight + w.db_files_weight + w.new_files_weight == 0 {
-        return Err(ConfigError::invalid(
-            "scheduler.strategy",
-            "expected `default`, `srdFirst`, `newFileFirst` or weights {existedFilesWeight, dbFilesWeight, newFilesWeight} with a positive sum",
-        ));
-    }
     between("scheduler.batchSize", sc.batch_size.into(), 1, 10_000)?;
     at_least("scheduler.tickSecs", sc.tick_secs, 1)?;
 

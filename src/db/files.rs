@@ -237,8 +237,17 @@ pub enum Source {
     Scan,
 }
 
-/// The best `new` files of a source, in ranking order.
-pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: i64) -> Result<Vec<File>, DbError> {
+/// The best `new` files of a source in one lane (`large_from` bytes and up is the large lane), in ranking order:
+/// with `tips` (the TypeScript order) new orders by tips and scanned files by their on-chain amount, the first seen
+/// first among equals; with `rewardPerByte`, (tips + amount) per byte.
+pub fn candidates(
+    conn: &mut PgConnection,
+    source: Source,
+    lane: Lane,
+    large_from: i64,
+    rank: RankBy,
+    limit: i64,
+) -> Result<Vec<File>, DbError> {
     let mut q = files::table
         .filter(files::status.eq(FileStatus::New))
         .select(File::as_select())
@@ -247,10 +256,16 @@ pub fn candidates(conn: &mut PgConnection, source: Source, rank: RankBy, limit: 
         Source::Events => q.filter(files::seen_by_event.eq(true)),
         Source::Scan => q.filter(files::seen_by_event.eq(false)),
     };
-    q = match rank {
-        RankBy::Tips => q.order((files::tips.desc(), files::cid.asc())),
-        RankBy::RewardPerByte => q.order((
+    q = match lane {
+        Lane::Small => q.filter(files::size_bytes.lt(large_from)),
+        Lane::Large => q.filter(files::size_bytes.ge(large_from)),
+    };
+    q = match (rank, source) {
+        (RankBy::Tips, Source::Events) => q.order((files::tips.desc(), files::created_at.asc(), files::cid.asc())),
+        (RankBy::Tips, Source::Scan) => q.order((files::amount.desc(), files::created_at.asc(), files::cid.asc())),
+        (RankBy::RewardPerByte, _) => q.order((
             diesel::dsl::sql::<Numeric>("(files.tips + files.amount) / GREATEST(files.size_bytes, 1)").desc(),
+            files::created_at.asc(),
             files::cid.asc(),
         )),
     };

@@ -85,7 +85,7 @@ fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim, group: &GroupSpec)
     let cids: std::collections::BTreeSet<&str> = truth.orders.iter().map(|o| o.cid.as_str()).collect();
     let cids_in_my_slot = cids
         .iter()
-        .filter(|c| crate::actors::picker::cid_mod(c, sorted.len() as u64) == Some(my_index))
+        .filter(|c| crate::decision::cid_mod(c, sorted.len() as u64) == Some(my_index))
         .count();
     let mut c = db.conn()?;
     let indexed: Option<i64> = file_owners::table
