@@ -1,4 +1,4 @@
-//! Command line: `smanager run | devnet | migrate | config | status | files | retry`.
+//! Command line: `smanager run | devnet | migrate | config | status | files | retry | explain | plan`.
 
 use std::path::PathBuf;
 
@@ -47,6 +47,16 @@ pub enum Command {
     Files(FilesCommand),
     /// Send failed or waiting files back to the queue, with attempts and give-up age reset.
     Retry(RetryArgs),
+    /// Why a file is (or is not) stored: every rule with its numbers, its history, and what happens next.
+    Explain {
+        /// The file's CID, as ordered on chain.
+        cid: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run of the next Picker round: the files it would take, in order, and the others counted by rule.
+    Plan(PlanArgs),
     /// Probe the admin server of a running smanager (for container healthchecks): exit 0 when it answers.
     Healthcheck {
         /// Ask `/readyz` (dependencies) instead of `/livez` (process alive).
@@ -101,4 +111,22 @@ pub struct RetryArgs {
     /// Every file with this status.
     #[arg(long)]
     pub status: Option<String>,
+}
+
+/// `smanager plan`: the next round under the current configuration, or a proposed one (`--config other.json`,
+/// `--set scheduler.strategy=srdFirst`), without pulling anything.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// List at most this many files to take.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Override one key for this plan only (repeatable): `--set scheduler.strategy=srdFirst`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Seed of the strategy draws (random when absent; printed so a plan can be replayed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

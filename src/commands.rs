@@ -198,6 +198,47 @@ pub fn retry(settings: &Settings, args: RetryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn sworker_client(settings: &Settings) -> crate::sworker::SworkerClient {
+    crate::sworker::SworkerClient::new(
+        &settings.sworker.end_point,
+        std::time::Duration::from_secs(settings.sworker.timeout_secs.min(10)),
+    )
+}
+
+/// `smanager explain CID`: reads the live database and asks the sWorker; works while the service runs.
+pub fn explain(settings: &Settings, cid: &str, as_json: bool) -> anyhow::Result<()> {
+    let db = open(settings)?;
+    let sworker = sworker_client(settings);
+    let e = actix_rt::System::new().block_on(crate::explain::explain(&db, settings, &sworker, cid))?;
+    let Some(e) = e else {
+        bail!("no file {cid} in the database (not ordered, or not indexed yet)");
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    } else {
+        print!("{}", crate::explain::render_explanation(&e));
+    }
+    Ok(())
+}
+
+/// `smanager plan`: the next round under the configuration with `--set` overrides, without side effects.
+pub fn plan(settings: &Settings, args: crate::cli::PlanArgs) -> anyhow::Result<()> {
+    let proposed = crate::config::with_overrides(settings, &args.set)?;
+    if !(1..=10_000).contains(&args.limit) {
+        bail!("--limit must be from 1 to 10000");
+    }
+    let db = open(settings)?;
+    let sworker = sworker_client(&proposed);
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let p = actix_rt::System::new().block_on(crate::explain::plan(&db, &proposed, &sworker, args.limit, seed))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print!("{}", crate::explain::render_plan(&p));
+    }
+    Ok(())
+}
+
 /// `GET /livez` (or `/readyz`) on the admin server; a non-2xx answer or no answer is an error (exit 1).
 pub fn healthcheck(settings: &Settings, ready: bool) -> anyhow::Result<()> {
     let path = if ready { "readyz" } else { "livez" };

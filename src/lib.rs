@@ -16,6 +16,7 @@ pub mod coordinator;
 pub mod db;
 pub mod decision;
 pub mod devnet;
+pub mod explain;
 pub mod http;
 pub mod ipfs;
 pub mod logging;

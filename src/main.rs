@@ -63,6 +63,14 @@ fn main() -> ExitCode {
         Command::Status { json } => commands::status(&settings, json),
         Command::Files(f) => commands::files(&settings, f),
         Command::Retry(r) => commands::retry(&settings, r),
+        Command::Explain { cid, json } => commands::explain(&settings, &cid, json),
+        Command::Plan(args) => match config::with_overrides(&settings, &args.set) {
+            Ok(_) => commands::plan(&settings, args),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Healthcheck { ready } => commands::healthcheck(&settings, ready),
     };
     match result {

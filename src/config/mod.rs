@@ -129,6 +129,54 @@ pub fn load_with_warnings(sources: &Sources) -> Result<(Settings, Vec<String>), 
     Ok((settings, warnings))
 }
 
+/// `settings` with `key=value` overrides applied (`scheduler.strategy=srdFirst`, `scheduler.minSrdRatio=50`), validated
+/// like a loaded file: for `smanager plan --set` and the plan API, to try a configuration before switching to it.
+/// A value is read as JSON when it parses (numbers, booleans, weight tables), else as a string.
+pub fn with_overrides(settings: &Settings, sets: &[String]) -> Result<Settings, ConfigError> {
+    let known = known_keys();
+    let mut tree = serde_json::to_value(settings).map_err(|e| ConfigError::invalid("<config>", e.to_string()))?;
+    for set in sets {
+        let Some((key, value)) = set.split_once('=') else {
+            return Err(ConfigError::invalid(set, "expected key=value"));
+        };
+        let key = key.trim();
+        let canonical = known
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(key))
+            .cloned()
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: key.to_string(),
+                source_name: "--set".into(),
+            })?;
+        let value: Value = serde_json::from_str(value.trim()).unwrap_or_else(|_| Value::String(value.trim().into()));
+        let mut node = &mut tree;
+        let parts: Vec<&str> = canonical.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                if let Some(map) = node.as_object_mut() {
+                    map.insert((*part).to_string(), value.clone());
+                }
+            } else {
+                if node.get(*part).is_none_or(|v| !v.is_object()) {
+                    if let Some(map) = node.as_object_mut() {
+                        map.insert((*part).to_string(), Value::Object(Default::default()));
+                    }
+                }
+                match node.get_mut(*part) {
+                    Some(child) => node = child,
+                    None => return Err(ConfigError::invalid(&canonical, "cannot be set")),
+                }
+            }
+        }
+    }
+    let out: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::invalid(&key, e.into_inner().to_string())
+    })?;
+    validate::validate(&out)?;
+    Ok(out)
+}
+
 /// Every leaf key path in its canonical case, e.g. `scheduler.minSrdRatio`.
 pub fn known_keys() -> Vec<String> {
     let probe = Settings {

@@ -22,7 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/stats", web::get().to(stats_route))
         .route("/api/v1/files", web::get().to(list_files))
         .route("/api/v1/files/{cid}", web::get().to(show_file))
+        .route("/api/v1/files/{cid}/explain", web::get().to(explain_file))
         .route("/api/v1/files/{cid}/retry", web::post().to(retry_file))
+        .route("/api/v1/plan", web::get().to(plan_route))
         .route("/api/v1/retry", web::post().to(retry_status))
         .route("/api/v1/pins", web::get().to(list_pins))
         .route("/api/v1/cleanups", web::get().to(list_cleanups))
@@ -228,6 +230,49 @@ async fn show_file(state: web::Data<AppState>, cid: web::Path<String>) -> HttpRe
     match state.db.run(move |c| files::detail(c, &cid)).await {
         Ok(Some(d)) => HttpResponse::Ok().json(d),
         Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, "no such file"),
+        Err(e) => db_error(e),
+    }
+}
+
+async fn explain_file(state: web::Data<AppState>, cid: web::Path<String>) -> HttpResponse {
+    let cid = cid.into_inner();
+    match crate::explain::explain(&state.db, &state.settings, state.sworker.as_ref(), &cid).await {
+        Ok(Some(e)) => HttpResponse::Ok().json(e),
+        Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, "no such file"),
+        Err(e) => db_error(e),
+    }
+}
+
+/// `GET /api/v1/plan?limit=N&seed=S&set=scheduler.strategy=srdFirst&set=…`: the next round, dry.
+async fn plan_route(state: web::Data<AppState>, q: web::Query<Vec<(String, String)>>) -> HttpResponse {
+    let mut limit = 50usize;
+    let mut seed: u64 = rand::random();
+    let mut sets = Vec::new();
+    for (k, v) in q.into_inner() {
+        match k.as_str() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => limit = n,
+                _ => return error(actix_web::http::StatusCode::BAD_REQUEST, "limit must be from 1 to 1000"),
+            },
+            "seed" => match v.parse() {
+                Ok(n) => seed = n,
+                Err(_) => return error(actix_web::http::StatusCode::BAD_REQUEST, "seed must be an integer"),
+            },
+            "set" => sets.push(v),
+            other => {
+                return error(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    format!("unknown parameter `{other}` (limit, seed, set)"),
+                )
+            }
+        }
+    }
+    let proposed = match crate::config::with_overrides(&state.settings, &sets) {
+        Ok(s) => s,
+        Err(e) => return error(actix_web::http::StatusCode::BAD_REQUEST, e),
+    };
+    match crate::explain::plan(&state.db, &proposed, state.sworker.as_ref(), limit, seed).await {
+        Ok(p) => HttpResponse::Ok().json(p),
         Err(e) => db_error(e),
     }
 }
