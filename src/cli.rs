@@ -82,6 +82,9 @@ pub enum FilesCommand {
         /// Only files with this status (new, queued, pinning, sealed, pin_error, failed, …).
         #[arg(long)]
         status: Option<String>,
+        /// Only files with this reason group, numbers written as `N` (as `status` and the status page show them).
+        #[arg(long)]
+        reason: Option<String>,
         /// At most this many files.
         #[arg(long, default_value_t = 50)]
         limit: i64,

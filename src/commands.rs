@@ -95,6 +95,7 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
     match cmd {
         FilesCommand::List {
             status,
+            reason,
             limit,
             offset,
             json: as_json,
@@ -103,7 +104,7 @@ pub fn files(settings: &Settings, cmd: FilesCommand) -> anyhow::Result<()> {
             if !(1..=10_000).contains(&limit) {
                 bail!("--limit must be from 1 to 10000");
             }
-            let rows = files::list(&mut c, status, limit, offset.max(0))?;
+            let rows = files::list(&mut c, status, reason.as_deref(), limit, offset.max(0))?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {

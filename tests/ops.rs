@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, TestDb};
+use diesel::RunQueryDsl;
 use smanager::chain::{ChainEvent, CloseReason, FileOrder, IndexedBlock};
 use smanager::config::Settings;
 use smanager::db::{files, Db, FileStatus};
@@ -118,6 +119,54 @@ fn number_in(html: &str, id: &str) -> Option<i64> {
     rest[start..end].trim().parse().ok()
 }
 
+/// Headless Chromium renders `url` after its scripts ran; returns the DOM (and saves a screenshot when asked).
+async fn chromium_dom(chromium: &str, url: &str, screenshot: Option<&std::path::Path>) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut cmd = tokio::process::Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--virtual-time-budget=10000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    match screenshot {
+        Some(path) => {
+            cmd.arg("--window-size=1280,2200")
+                .arg(format!("--screenshot={}", path.display()));
+        }
+        None => {
+            cmd.arg("--dump-dom");
+        }
+    }
+    let out = cmd.arg(url).output().await.expect("run chromium");
+    let html = String::from_utf8_lossy(&out.stdout).into_owned();
+    if screenshot.is_none() {
+        assert!(
+            html.contains("data-loaded=\"1\""),
+            "the page loaded its data:\n{html}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    html
+}
+
+/// The value of `attr="…"` on the element with `id="<id>"`.
+fn attr_of(html: &str, id: &str, attr: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let key = format!("{attr}=\"");
+    let v = tag.find(&key)? + key.len();
+    let end = tag[v..].find('"')? + v;
+    Some(tag[v..end].replace("&amp;", "&"))
+}
+
 #[actix_rt::test]
 async fn status_page_in_headless_chromium_matches_the_json_api() {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -148,7 +197,7 @@ async fn status_page_in_headless_chromium_matches_the_json_api() {
                 number: 12,
                 hash: "0xc".into(),
                 timestamp_ms: None,
-                events: (0..7)
+                events: (0..12)
                     .map(order)
                     .chain([ChainEvent::Closed {
                         cid: format!("Qm{:044}", 3),
@@ -162,54 +211,158 @@ async fn status_page_in_headless_chromium_matches_the_json_api() {
             let cid = format!("Qm{i:044}");
             files::transition(&mut c, &cid, &[FileStatus::New], FileStatus::Failed, None, None).expect("fail");
         }
+        // Skipped by two rules (numbers differ per file, the reason groups do not).
+        for (i, reason) in [
+            (4, "group slot 1 belongs to another member"),
+            (5, "group slot 2 belongs to another member"),
+            (6, "expires in 30 days (< minLifetimeDays 120)"),
+        ] {
+            let cid = format!("Qm{i:044}");
+            files::transition(
+                &mut c,
+                &cid,
+                &[FileStatus::New],
+                FileStatus::Skipped,
+                Some(reason),
+                None,
+            )
+            .expect("skip");
+        }
+        // Three seals in the last 24 hours: two an hour ago, one just now.
+        for (i, ago_min) in [(7, 61), (8, 65), (9, 0)] {
+            diesel::sql_query(format!(
+                "INSERT INTO pins (cid, status, lane, size_bytes, finished_at) VALUES ('Qm{i:044}', 'pinned', 'small', {}, now() - interval '{ago_min} minutes')",
+                1 << 20
+            ))
+            .execute(&mut c)
+            .expect("pin");
+            files::transition(
+                &mut c,
+                &format!("Qm{i:044}"),
+                &[FileStatus::New],
+                FileStatus::Sealed,
+                None,
+                None,
+            )
+            .expect("sealed");
+        }
     }
+    let sworker = SworkerSim::start(
+        any(),
+        SworkerConfig {
+            capacity_bytes: 3 << 40,
+            srd_gib: 1024,
+            sys_free_gib: 80,
+            ..Default::default()
+        },
+    )
+    .expect("sworker");
     let mut settings = t.app_settings();
     settings.admin.bind = "127.0.0.1:0".into();
+    settings.sworker.end_point = sworker.url();
     let admin = smanager::http::start(&settings, t.db(), None).expect("admin");
     let base = format!("http://{}", admin.addr);
-    let mut r = awc::Client::default()
-        .get(format!("{base}/api/v1/stats"))
-        .send()
-        .await
-        .expect("stats");
-    let stats: serde_json::Value = r.json().limit(1 << 22).await.expect("json");
+    let get = |path: String| async move {
+        let mut r = awc::Client::default().get(path).send().await.expect("api");
+        r.json::<serde_json::Value>().limit(1 << 22).await.expect("json")
+    };
+    let api = get(format!("{base}/api/v1/stats")).await;
+    let stats = &api["stats"];
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let out = tokio::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(&base)
-        .output()
-        .await
-        .expect("run chromium");
-    let html = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        html.contains("data-loaded=\"1\""),
-        "the page loaded its data:\n{html}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for status in ["new", "failed", "closed", "sealed", "cleaned"] {
+    let html = chromium_dom(chromium, &base, None).await;
+    for status in ["new", "failed", "closed", "sealed", "cleaned", "skipped"] {
         assert_eq!(
             number_in(&html, &format!("count-{status}")),
-            stats["stats"]["files"][status].as_i64(),
+            stats["files"][status].as_i64(),
             "count-{status}"
         );
     }
     assert_eq!(number_in(&html, "indexed"), Some(12));
     assert_eq!(
         number_in(&html, "cleanups-pending"),
-        stats["stats"]["cleanups"]["pending"].as_i64()
+        stats["cleanups"]["pending"].as_i64()
     );
-    assert_eq!(number_in(&html, "count-new"), Some(4));
+    // Reasons with counts, the same groups as the API, with links to their files.
+    let reasons = stats["reasons"].as_array().expect("reasons");
+    let slot = reasons
+        .iter()
+        .find(|r| r["reason"] == "group slot N belongs to another member")
+        .expect("group slot reason");
+    assert_eq!(slot["files"], 2);
+    for r in reasons {
+        let needle = format!(
+            "data-status=\"{}\" data-reason=\"{}\" data-files=\"{}\"",
+            r["status"].as_str().unwrap_or_default(),
+            r["reason"].as_str().unwrap_or_default().replace('<', "&lt;"),
+            r["files"]
+        );
+        assert!(html.contains(&needle), "reason row {needle} in\n{html}");
+    }
+    // Capacity as the sWorker reports it, with its thresholds.
+    let cap = &api["capacity"];
+    assert_eq!(
+        attr_of(&html, "cap-free", "data-value"),
+        Some(cap["sworker"]["free_bytes"].to_string())
+    );
+    assert_eq!(
+        attr_of(&html, "cap-sys", "data-value"),
+        Some(cap["sworker"]["sys_free_bytes"].to_string())
+    );
+    assert!(html.contains("80.0 GiB"), "system disk in GiB");
+    // 24 hours of seals from the database: three files, 3 MiB.
+    let day_files: i64 = stats["sealed_24h"]
+        .as_array()
+        .expect("24h")
+        .iter()
+        .filter_map(|h| h["files"].as_i64())
+        .sum();
+    assert_eq!(day_files, 3);
+    assert_eq!(stats["sealed_24h"].as_array().map(Vec::len), Some(24));
+    assert_eq!(attr_of(&html, "history-summary", "data-files"), Some("3".into()));
+    assert_eq!(
+        attr_of(&html, "history-summary", "data-bytes"),
+        Some((3 << 20).to_string())
+    );
+
+    // A reason's files, and a file's own page with the same content as `explain`.
+    let listed = chromium_dom(
+        chromium,
+        &format!("{base}/#files?status=skipped&reason=group%20slot%20N%20belongs%20to%20another%20member"),
+        None,
+    )
+    .await;
+    assert!(listed.contains(&format!("Qm{:044}", 4)) && listed.contains(&format!("Qm{:044}", 5)));
+    assert!(!listed.contains(&format!("Qm{:044}\"", 6)), "only that reason's files");
+    let cid = format!("Qm{:044}", 10);
+    let explained = get(format!("{base}/api/v1/files/{cid}/explain")).await;
+    let page = chromium_dom(chromium, &format!("{base}/#file={cid}"), None).await;
+    assert_eq!(
+        attr_of(&page, "file-verdict", "data-verdict").as_deref(),
+        explained["decision"]["verdict"].as_str()
+    );
+    for check in explained["decision"]["checks"].as_array().expect("checks") {
+        let needle = format!(
+            "data-rule=\"{}\" data-outcome=\"{}\"",
+            check["rule"].as_str().unwrap_or_default(),
+            check["outcome"].as_str().unwrap_or_default()
+        );
+        assert!(page.contains(&needle), "{needle} on the file page");
+    }
+    assert!(page.contains("id=\"file-history\""));
+
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    chromium_dom(chromium, &base, Some(&shots.join("status-page.png"))).await;
+    chromium_dom(
+        chromium,
+        &format!("{base}/#file={cid}"),
+        Some(&shots.join("status-file.png")),
+    )
+    .await;
+    assert!(
+        shots.join("status-page.png").metadata().is_ok_and(|m| m.len() > 10_000),
+        "screenshot saved"
+    );
     admin.handle.stop(true).await;
+    sworker.stop().await;
 }

@@ -392,12 +392,20 @@ pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>,
 pub fn list(
     conn: &mut PgConnection,
     status: Option<FileStatus>,
+    reason: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<File>, DbError> {
     let mut q = files::table.select(File::as_select()).into_boxed();
     if let Some(s) = status {
         q = q.filter(files::status.eq(s));
+    }
+    if let Some(r) = reason {
+        // The status page's reason groups (numbers as `N`, see `stats::REASON_KEY_SQL`).
+        q = q.filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("{} = ", super::stats::REASON_KEY_SQL))
+                .bind::<Text, _>(r.to_string()),
+        );
     }
     Ok(q.order((files::updated_at.desc(), files::cid.asc()))
         .limit(limit)

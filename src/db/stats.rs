@@ -32,7 +32,63 @@ pub struct Stats {
     pub scanned_files: i64,
     /// Pins that ended in the last hour, by final status.
     pub last_hour: BTreeMap<String, i64>,
+    /// Why files are not stored: skip, wait and failure reasons with their counts.
+    pub reasons: Vec<ReasonCount>,
+    /// Files and bytes sealed per hour over the last 24 hours, oldest first (24 buckets).
+    pub sealed_24h: Vec<HourBucket>,
     pub at: DateTime<Utc>,
+}
+
+/// Files of one status sharing one reason. Numbers in reasons are replaced by `N` (`expires in N days`), so files
+/// skipped by the same rule count together; `files?status=…&reason=…` lists them.
+#[derive(Debug, Clone, Serialize, QueryableByName, PartialEq)]
+pub struct ReasonCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub reason: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub files: i64,
+}
+
+/// Pins sealed in one hour.
+#[derive(Debug, Clone, Serialize, QueryableByName, PartialEq)]
+pub struct HourBucket {
+    /// The hour's start.
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub hour: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub files: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub bytes: i64,
+}
+
+/// The SQL that turns a file's reason into its group key; `files::list` filters with the same expression.
+pub const REASON_KEY_SQL: &str =
+    "regexp_replace(COALESCE(files.status_reason, files.last_error, ''), '[0-9]+([.][0-9]+)?', 'N', 'g')";
+
+/// Statuses whose reasons an operator asks about.
+const REASON_STATUSES: &str = "('skipped','invalid','failed','pin_error','insufficient_space','pending_replica')";
+
+/// Reasons with counts, most files first.
+pub fn reasons(conn: &mut PgConnection) -> Result<Vec<ReasonCount>, DbError> {
+    Ok(diesel::sql_query(format!(
+        "SELECT files.status::text AS status, {REASON_KEY_SQL} AS reason, count(*) AS files FROM files \
+         WHERE files.status::text IN {REASON_STATUSES} GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 100"
+    ))
+    .load(conn)?)
+}
+
+/// Files and bytes sealed per hour for the 24 hours up to `now`, zero-filled.
+pub fn sealed_per_hour(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<HourBucket>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT h.hour AS hour, count(p.id) AS files, COALESCE(sum(p.size_bytes), 0)::int8 AS bytes \
+         FROM generate_series(date_trunc('hour', $1::timestamptz) - interval '23 hours', date_trunc('hour', $1::timestamptz), interval '1 hour') AS h(hour) \
+         LEFT JOIN pins p ON p.status = 'pinned' AND p.finished_at >= h.hour AND p.finished_at < h.hour + interval '1 hour' \
+         GROUP BY h.hour ORDER BY h.hour",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .load(conn)?)
 }
 
 /// Everything `status`, `/api/stats` and the metrics show, in one read.
@@ -79,6 +135,8 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         alarms: state::unrecovered_undecodable(conn)?,
         scanned_files,
         last_hour,
+        reasons: reasons(conn)?,
+        sealed_24h: sealed_per_hour(conn, Utc::now())?,
         at: Utc::now(),
     })
 }

@@ -177,17 +177,53 @@ async fn stats_route(state: web::Data<AppState>) -> HttpResponse {
             Ok((st, recent_pins, failures))
         })
         .await;
-    match r {
-        Ok((st, recent_pins, failures)) => {
-            HttpResponse::Ok().json(json!({"stats": st, "recent_pins": recent_pins, "recent_failures": failures}))
-        }
-        Err(e) => db_error(e),
+    let (mut st, recent_pins, failures) = match r {
+        Ok(v) => v,
+        Err(e) => return db_error(e),
+    };
+    let max_lag = i64::try_from(state.settings.admin.max_lag_blocks).unwrap_or(i64::MAX);
+    if let Some(lag) = st.lag_blocks.filter(|l| *l > max_lag) {
+        st.alarms.push(crate::db::state::Alarm {
+            kind: "indexer_lag".into(),
+            block: st.indexed_block,
+            detail: format!("the indexer is {lag} blocks behind the finalized head (admin.maxLagBlocks {max_lag})"),
+            since: None,
+        });
     }
+    let s = &state.settings.scheduler;
+    let workload = actix_rt::time::timeout(Duration::from_secs(3), state.sworker.workload()).await;
+    let (sworker, sworker_error) = match workload {
+        Ok(Ok(w)) => (
+            Some(json!({
+                "free_bytes": w.free_bytes(),
+                "sys_free_bytes": w.sys_free_bytes(),
+                "srd_ratio": w.srd_ratio(),
+            })),
+            None,
+        ),
+        Ok(Err(e)) => (None, Some(e.to_string())),
+        Err(_) => (None, Some("no answer within 3 s".to_string())),
+    };
+    let capacity = json!({
+        "sworker": sworker,
+        "sworker_error": sworker_error,
+        "reserved_bytes": st.lanes.reserved_bytes,
+        "min_srd_ratio": s.min_srd_ratio,
+        "min_sys_free_bytes": s.min_sys_free_gib.saturating_mul(1 << 30),
+        "space_factor": s.space_factor,
+    });
+    HttpResponse::Ok().json(json!({
+        "stats": st,
+        "capacity": capacity,
+        "recent_pins": recent_pins,
+        "recent_failures": failures,
+    }))
 }
 
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    reason: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -219,7 +255,12 @@ async fn list_files(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Htt
         Ok(s) => s,
         Err(r) => return r,
     };
-    match state.db.run(move |c| files::list(c, status, limit, offset)).await {
+    let reason = q.reason.clone();
+    match state
+        .db
+        .run(move |c| files::list(c, status, reason.as_deref(), limit, offset))
+        .await
+    {
         Ok(rows) => HttpResponse::Ok().json(json!({"files": rows, "limit": limit, "offset": offset})),
         Err(e) => db_error(e),
     }
