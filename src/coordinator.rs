@@ -1,7 +1,11 @@
 //! Client of the optional seal coordinator (TypeScript `sealCoordinator`), a service several nodes share to agree
 //! on who seals what: `GET /ping` at start, `POST /node/{id}/seal/{cid}` before pulling, `DELETE …` before deleting,
 //! each answering `{"seal": bool, "reason": "ok" | "skipFile" | "pullDisabled"}`; requests carry the `nodeId`
-//! header and `Authorization: Bearer <authToken>`.
+//! header and `Authorization: <authScheme> <authToken>` (`Bearer` by default; TypeScript 1.0.3 sends `Bear:`).
+//!
+//! The coordinator is advice, not a dependency: when it cannot be reached or answers an error, the Picker and the
+//! Cleanup decide locally (with a warning and `smanager_coordinator_failures_total`) instead of stopping all pulls
+//! and all deletions.
 
 use std::time::Duration;
 
@@ -28,11 +32,28 @@ pub struct Decision {
     pub reason: String,
 }
 
+impl Decision {
+    /// `pullDisabled`: the coordinator pauses this node's pulls; the file is not refused, only postponed.
+    pub fn pull_disabled(&self) -> bool {
+        !self.seal && self.reason == "pullDisabled"
+    }
+}
+
+/// Counts a failed coordinator call (`mark_seal`, `unmark_seal`) that was answered by a local decision.
+pub fn record_failure(call: &str, e: &CoordinatorError) {
+    crate::metrics::METRICS
+        .coordinator_failures_total
+        .with_label_values(&[call])
+        .inc();
+    log::warn!(target: "smanager::coordinator", "{call} failed, deciding locally: {e}");
+}
+
 /// The coordinator client.
 pub struct SealCoordinator {
     base: String,
     node: String,
     token: String,
+    scheme: String,
     client: awc::Client,
 }
 
@@ -43,7 +64,8 @@ impl SealCoordinator {
             base: s.end_point.trim_end_matches('/').to_string(),
             node: s.node_uuid.clone(),
             token: s.auth_token.clone(),
-            client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+            scheme: s.auth_scheme.clone(),
+            client: awc::Client::builder().timeout(Duration::from_secs(10)).finish(),
         }
     }
 
@@ -51,7 +73,7 @@ impl SealCoordinator {
         self.client
             .request(method, format!("{}{path}", self.base))
             .insert_header(("nodeId", self.node.as_str()))
-            .insert_header(("Authorization", format!("Bearer {}", self.token)))
+            .insert_header(("Authorization", format!("{} {}", self.scheme, self.token)))
     }
 
     async fn decide(&self, method: awc::http::Method, cid: &str) -> Result<Decision, CoordinatorError> {

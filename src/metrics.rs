@@ -27,6 +27,7 @@ pub struct Metrics {
     pub pins_total: IntCounterVec,
     pub seals_total: IntCounterVec,
     pub cleanups_total: IntCounterVec,
+    pub coordinator_failures_total: IntCounterVec,
     pub indexed_orders_total: IntCounter,
     pub undecodable_blocks_total: IntCounter,
     pub pin_duration_seconds: HistogramVec,
@@ -92,6 +93,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         pins_total: counter_vec(&r, "pins_total", "Pin attempts by result.", &["result"]),
         seals_total: counter_vec(&r, "seals_total", "Seal outcomes seen by the sealer.", &["result"]),
         cleanups_total: counter_vec(&r, "cleanups_total", "Cleanup attempts by result.", &["result"]),
+        coordinator_failures_total: counter_vec(
+            &r,
+            "coordinator_failures_total",
+            "Seal coordinator calls that failed and were answered by a local decision.",
+            &["call"],
+        ),
         indexed_orders_total: {
             let c = IntCounter::with_opts(
                 Opts::new("indexed_orders_total", "Storage orders indexed from events.").namespace("smanager"),

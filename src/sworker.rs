@@ -54,6 +54,8 @@ pub struct Workload {
     pub pending_sealed_bytes: u64,
     pub lost_files: u64,
     pub lost_bytes: u64,
+    /// Data disks with SRD (`srd.srd_detail` entries), TypeScript telemetry's `srd_volumn_count`.
+    pub srd_volumes: u64,
 }
 
 const GIB: u64 = 1 << 30;
@@ -99,6 +101,10 @@ impl Workload {
             pending_sealed_bytes: f("pending", "size"),
             lost_files: f("lost", "num"),
             lost_bytes: f("lost", "size"),
+            srd_volumes: srd
+                .get("srd_detail")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len() as u64),
         })
     }
 }

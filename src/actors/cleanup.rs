@@ -183,13 +183,10 @@ async fn pass(deps: Deps, peers: SharedPeers) -> Result<PassReport, DbError> {
                 continue;
             }
         }
+        // Telling the coordinator is a courtesy: a coordinator that fails must not keep closed files on disk.
         if let Some(sc) = &deps.settings.seal_coordinator {
             if let Err(e) = crate::coordinator::SealCoordinator::new(sc).unmark_seal(&job.cid).await {
-                let id = job.id;
-                let msg = format!("seal coordinator: {e}");
-                deps.db.run(move |c| cleanups::finish_err(c, id, &msg, &policy)).await?;
-                report.failed += 1;
-                continue;
+                crate::coordinator::record_failure("unmark_seal", &e);
             }
         }
         match deps.sworker.delete(&job.cid).await {

@@ -374,10 +374,15 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
         }
         let (status, reason, next) = match verdict {
             Verdict::Pick { lane } => {
-                // A shared seal coordinator may veto the pull; unreachable, it stops the round (nothing is lost).
+                // A shared seal coordinator may veto the pull or postpone all pulls (`pullDisabled`: the file stays
+                // `new`); unreachable or failing, it is advice we go without.
                 if let Some(coord) = &coordinator {
                     match coord.mark_seal(&cid).await {
                         Ok(d) if d.seal => {}
+                        Ok(d) if d.pull_disabled() => {
+                            report.not_ready = Some("seal coordinator: pulls disabled for this node".into());
+                            break;
+                        }
                         Ok(d) => {
                             let reason = format!("seal coordinator: {}", d.reason);
                             let c2 = cid.clone();
@@ -395,10 +400,7 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
                                 .await?;
                             continue;
                         }
-                        Err(e) => {
-                            report.not_ready = Some(format!("seal coordinator: {e}"));
-                            break;
-                        }
+                        Err(e) => crate::coordinator::record_failure("mark_seal", &e),
                     }
                 }
                 let size = file.size_bytes;

@@ -349,7 +349,7 @@ impl Default for SchedulerSettings {
 }
 
 /// The optional seal coordinator shared by several nodes (TypeScript `sealCoordinator`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SealCoordinatorSettings {
     /// Coordinator base URL.
@@ -357,8 +357,22 @@ pub struct SealCoordinatorSettings {
     /// This node's id, sent in a header with every call.
     #[serde(rename = "nodeUUID")]
     pub node_uuid: String,
-    /// Bearer token (redacted by `config show`).
+    /// Token sent as `Authorization: <authScheme> <authToken>` (redacted by `config show`).
     pub auth_token: String,
+    /// The word before the token: `Bearer` (standard), or `Bear:` for a coordinator written for TypeScript 1.0.3,
+    /// which sends `Authorization: Bear: <token>`.
+    pub auth_scheme: String,
+}
+
+impl Default for SealCoordinatorSettings {
+    fn default() -> Self {
+        SealCoordinatorSettings {
+            end_point: String::new(),
+            node_uuid: String::new(),
+            auth_token: String::new(),
+            auth_scheme: "Bearer".into(),
+        }
+    }
 }
 
 /// PostgreSQL, the single source of truth.

@@ -67,6 +67,12 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
 
     if let Some(coord) = &s.seal_coordinator {
         url_with("sealCoordinator.endPoint", &coord.end_point, &["http://", "https://"])?;
+        if coord.auth_scheme.trim().is_empty() || coord.auth_scheme.chars().any(|c| c.is_control()) {
+            return Err(ConfigError::invalid(
+                "sealCoordinator.authScheme",
+                "expected the word sent before the token: `Bearer`, or `Bear:` for a TypeScript-era coordinator",
+            ));
+        }
         if coord.node_uuid.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "sealCoordinator.nodeUUID",

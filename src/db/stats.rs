@@ -140,3 +140,45 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         at: Utc::now(),
     })
 }
+
+/// The 24-hour counts of TypeScript's telemetry report.
+#[derive(Debug, Clone, Default, PartialEq, QueryableByName)]
+pub struct TelemetryCounts {
+    /// Pins in flight now (TypeScript: pins `sealing`).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sealing: i64,
+    /// Pins sealed since `since`.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sealed: i64,
+    /// Bytes of the pins sealed since `since`.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub sealed_bytes: i64,
+    /// Pins failed since `since`.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub failed: i64,
+    /// Files waiting to be picked (TypeScript's pending statuses: new, pending_replica, insufficient_space).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub pending: i64,
+    /// Their bytes.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub pending_bytes: i64,
+    /// Cleanups done since `since`.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub deleted: i64,
+}
+
+/// Counts for the telemetry report, pins and cleanups since `since`.
+pub fn telemetry_counts(conn: &mut PgConnection, since: DateTime<Utc>) -> Result<TelemetryCounts, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT \
+           (SELECT count(*) FROM pins WHERE status IN ('queued', 'pinning')) AS sealing, \
+           (SELECT count(*) FROM pins WHERE status = 'pinned' AND finished_at > $1) AS sealed, \
+           (SELECT COALESCE(sum(size_bytes), 0)::int8 FROM pins WHERE status = 'pinned' AND finished_at > $1) AS sealed_bytes, \
+           (SELECT count(*) FROM pins WHERE status = 'failed' AND finished_at > $1) AS failed, \
+           (SELECT count(*) FROM files WHERE status IN ('new', 'pending_replica', 'insufficient_space')) AS pending, \
+           (SELECT COALESCE(sum(size_bytes), 0)::int8 FROM files WHERE status IN ('new', 'pending_replica', 'insufficient_space')) AS pending_bytes, \
+           (SELECT count(*) FROM cleanups WHERE status = 'done' AND done_at > $1) AS deleted",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(since)
+    .get_result(conn)?)
+}

@@ -13,6 +13,10 @@ use serde_json::json;
 struct State {
     skip: HashSet<String>,
     pull_disabled: bool,
+    /// Answer 503 to every seal call.
+    down: bool,
+    /// The word before the token (`Bearer`, or TypeScript's `Bear:`).
+    scheme: String,
     calls: Vec<(String, String)>,
     telemetry: Vec<serde_json::Value>,
 }
@@ -35,8 +39,15 @@ async fn handle(req: HttpRequest, body: web::Bytes, sim: web::Data<(Arc<Mutex<St
         return HttpResponse::Ok().finish();
     }
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    if auth != Some(format!("Bearer {token}").as_str()) || !req.headers().contains_key("nodeid") {
+    let (scheme, down) = state
+        .lock()
+        .map(|s| (s.scheme.clone(), s.down))
+        .unwrap_or_else(|_| ("Bearer".into(), true));
+    if auth != Some(format!("{scheme} {token}").as_str()) || !req.headers().contains_key("nodeid") {
         return HttpResponse::Unauthorized().finish();
+    }
+    if down && req.path() != "/ping" {
+        return HttpResponse::ServiceUnavailable().body("coordinator down");
     }
     if req.path() == "/ping" {
         return HttpResponse::Ok().json(json!({"ok": true}));
@@ -64,7 +75,10 @@ async fn handle(req: HttpRequest, body: web::Bytes, sim: web::Data<(Arc<Mutex<St
 impl CoordinatorSim {
     /// Starts the seal-coordinator simulator, accepting only `token`.
     pub fn start(addr: SocketAddr, token: &str) -> std::io::Result<CoordinatorSim> {
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            scheme: "Bearer".into(),
+            ..Default::default()
+        }));
         let data = (state.clone(), token.to_string());
         let server = HttpServer::new(move || {
             App::new()
@@ -101,6 +115,27 @@ impl CoordinatorSim {
     pub fn skip(&self, cid: &str) {
         if let Ok(mut s) = self.state.lock() {
             s.skip.insert(cid.to_string());
+        }
+    }
+
+    /// Expect `Authorization: <scheme> <token>` (TypeScript 1.0.3 sends `Bear:`).
+    pub fn set_scheme(&self, scheme: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.scheme = scheme.to_string();
+        }
+    }
+
+    /// Answer `pullDisabled` to every seal request.
+    pub fn set_pull_disabled(&self, on: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.pull_disabled = on;
+        }
+    }
+
+    /// Answer 503 to every seal call (a coordinator that is down behind a proxy).
+    pub fn set_down(&self, on: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.down = on;
         }
     }
 

@@ -460,8 +460,15 @@ fn workload(sim: &SworkerSim) -> HttpResponse {
                     "disk_available_for_srd": avail.saturating_sub(50),
                     "disk_volume": s.cfg.capacity_bytes / GIB + s.cfg.srd_gib,
                     "srd_complete": s.cfg.srd_gib,
-                    "srd_detail": {"/opt/crust/disks/1": {"avail": avail, "srd": s.cfg.srd_gib,
-                        "srd_avail": avail.saturating_sub(50), "volumn": s.cfg.capacity_bytes / GIB + s.cfg.srd_gib}},
+                    // Two data disks, as crust-node mounts them (/opt/crust/disks/1…), sharing the space.
+                    "srd_detail": {
+                        "/opt/crust/disks/1": {"avail": avail - avail / 2, "srd": s.cfg.srd_gib - s.cfg.srd_gib / 2,
+                            "srd_avail": (avail - avail / 2).saturating_sub(25),
+                            "volumn": (s.cfg.capacity_bytes / GIB + s.cfg.srd_gib) - (s.cfg.capacity_bytes / GIB + s.cfg.srd_gib) / 2},
+                        "/opt/crust/disks/2": {"avail": avail / 2, "srd": s.cfg.srd_gib / 2,
+                            "srd_avail": (avail / 2).saturating_sub(25),
+                            "volumn": (s.cfg.capacity_bytes / GIB + s.cfg.srd_gib) / 2},
+                    },
                     "srd_remaining_task": 0,
                     "sys_disk_available": s.cfg.sys_free_gib,
                 }
