@@ -71,6 +71,9 @@ pub trait Ipfs {
     fn version(&self) -> LocalBoxFuture<'_, Result<String, IpfsError>>;
     /// Runs `repo/gc`; returns how many blocks were removed.
     fn repo_gc(&self, timeout: Duration) -> LocalBoxFuture<'_, Result<u64, IpfsError>>;
+    /// `pin/rm`: Crust's pinner answers a `pin/add` of a CID it already pins at once, without sealing, so a pin the
+    /// sWorker lost must be removed before it is retried. `Ok(false)` when it was not pinned.
+    fn pin_rm(&self, cid: &str) -> LocalBoxFuture<'_, Result<bool, IpfsError>>;
 }
 
 /// Kubo RPC client over awc.
@@ -289,6 +292,17 @@ impl Ipfs for KuboClient {
                 .and_then(|s| s.as_str())
                 .map(str::to_string)
                 .ok_or_else(|| IpfsError::Decode(format!("no Version in {v}")))
+        })
+    }
+
+    fn pin_rm(&self, cid: &str) -> LocalBoxFuture<'_, Result<bool, IpfsError>> {
+        let url = self.url("pin/rm", &[("arg", cid), ("recursive", "true")]);
+        Box::pin(async move {
+            match self.post_json(url, self.timeout).await {
+                Ok(_) => Ok(true),
+                Err(IpfsError::Api { message, .. }) if message.contains("not pinned") => Ok(false),
+                Err(e) => Err(e),
+            }
         })
     }
 

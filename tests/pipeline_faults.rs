@@ -267,3 +267,39 @@ async fn stalled_seal_is_ended_and_its_pin_aborted_then_retried() {
     node.stop().await;
     chain.stop().await;
 }
+
+/// `pin/add` returned but the sWorker never kept the file (it restarted right after acknowledging `seal_end`): the
+/// file is not recorded as sealed; after `sealer.confirmTimeoutSecs` the attempt fails, the pin is removed from IPFS
+/// (Crust's pinner would otherwise answer the retry at once without sealing) and the retry seals it for real.
+#[actix_rt::test]
+async fn a_pin_the_sworker_does_not_confirm_is_retried_not_sealed() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 150).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |s| {
+        s.sealer.confirm_timeout_secs = 3;
+    });
+    let cid = content.build(41, 200_000, false, true).cid;
+    node.sworker.forget_next_seal(&cid);
+    chain.order_now(&cid, 200_000, 1);
+    eventually(90, "sealed after a retry", || {
+        let s = node.status(&cid);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    assert!(node.sworker.valid_cids().contains(&cid), "the sWorker holds it now");
+    let detail = smanager::db::files::detail(&mut node.db.conn(), &cid)
+        .expect("detail")
+        .expect("row");
+    assert_eq!(detail.pins.len(), 2, "{:?}", detail.pins);
+    let first = detail.pins.iter().min_by_key(|p| p.id).expect("first pin");
+    assert_eq!(first.status, smanager::db::PinStatus::Failed);
+    assert!(
+        first.error.as_deref().is_some_and(|e| e.contains("does not know")),
+        "{:?}",
+        first.error
+    );
+    assert_eq!(detail.file.attempts, 2);
+    node.stop().await;
+    chain.stop().await;
+}

@@ -17,6 +17,7 @@ use super::{Deps, RestartActor, SharedPeers, Shutdown};
 use crate::db::pins::{self, FailKind, RetryPolicy};
 use crate::db::{DbError, Pin};
 use crate::ipfs::{IpfsError, PinEvent};
+use crate::sworker::FileState;
 
 /// Drive the live pin `pin_id` (reserved by the Picker).
 #[derive(Message, Debug, Clone, Copy)]
@@ -171,7 +172,7 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
         }
     };
     match actix_rt::time::timeout(cap + Duration::from_secs(10), run).await {
-        Ok(Ok(())) => Outcome::Pinned,
+        Ok(Ok(())) => confirm_seal(&deps, &pin.cid).await,
         Ok(Err(PinFail::Stalled(n))) => Outcome::Failed(
             format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
             FailKind::Error,
@@ -197,6 +198,43 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             Outcome::Failed(e.to_string(), kind)
         }
         Err(_) => Outcome::Failed(format!("timed out after {}s", cap.as_secs()), FailKind::Error),
+    }
+}
+
+/// `pin/add` returned; the file is sealed only when the sWorker says it is valid. A seal still pending is waited for
+/// (the Sealer cancels it if it stalls); a file the sWorker does not know or reports lost for
+/// `sealer.confirmTimeoutSecs` after the pin (a sWorker restart loses pending seals while IPFS may finish the pin)
+/// is a failed attempt, retried like any other. While the sWorker does not answer, the pin keeps its slot and waits.
+async fn confirm_seal(deps: &Deps, cid: &str) -> Outcome {
+    let s = &deps.settings.sealer;
+    let limit = Duration::from_secs(s.confirm_timeout_secs);
+    let poll = Duration::from_secs(s.check_interval_secs.clamp(1, 10));
+    let mut unseen_since: Option<std::time::Instant> = None;
+    loop {
+        match deps.sworker.file_info(cid).await {
+            Ok(Some(FileState::Valid { .. })) => return Outcome::Pinned,
+            Ok(Some(FileState::Pending { .. })) => unseen_since = None,
+            Ok(state) => {
+                let what = if state.is_some() { "reports lost" } else { "does not know" };
+                let since = *unseen_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= limit {
+                    // Crust's pinner answers a pin it already holds at once, without sealing: unpin, so that the
+                    // retry walks the DAG and seals it again.
+                    match deps.ipfs.pin_rm(cid).await {
+                        Ok(_) => {}
+                        Err(e) => log::warn!(target: "smanager::puller", cid = cid; "cannot unpin before the retry: {e}"),
+                    }
+                    return Outcome::Failed(
+                        format!("pinned, but the sWorker {what} the file {}s later", limit.as_secs()),
+                        FailKind::Error,
+                    );
+                }
+            }
+            Err(e) => {
+                log::debug!(target: "smanager::puller", cid = cid; "confirming the seal: {e}");
+            }
+        }
+        actix_rt::time::sleep(poll).await;
     }
 }
 

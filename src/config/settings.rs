@@ -457,6 +457,9 @@ pub struct SealerSettings {
     pub stall_checks: u32,
     /// Pending seals that no pin explains are ended after this long.
     pub orphan_grace_secs: u64,
+    /// A file whose `pin/add` returned but that the sWorker reports neither valid nor pending this long afterwards
+    /// failed its attempt and is retried (TypeScript's 10 minutes).
+    pub confirm_timeout_secs: u64,
 }
 
 impl Default for SealerSettings {
@@ -465,6 +468,7 @@ impl Default for SealerSettings {
             check_interval_secs: 120,
             stall_checks: 5,
             orphan_grace_secs: 1800,
+            confirm_timeout_secs: 600,
         }
     }
 }

@@ -104,6 +104,8 @@ struct State {
     debug: bool,
     stats: SworkerStats,
     chain_block: u64,
+    /// CIDs whose next `seal_end` is acknowledged but not kept (a restart between the answer and the write).
+    forget: HashSet<String>,
 }
 
 struct Inner {
@@ -220,6 +222,7 @@ impl SworkerSim {
                     debug: false,
                     stats: SworkerStats::default(),
                     chain_block: 1,
+                    forget: HashSet::new(),
                 }),
                 addr: Mutex::new(addr),
                 server: Mutex::new(None),
@@ -319,6 +322,14 @@ impl SworkerSim {
         self.with(|s| {
             s.cfg.capacity_bytes = bytes;
             s.cfg.srd_gib = srd_gib;
+        });
+    }
+
+    /// Acknowledges the next `seal_end` of `cid` without keeping the file, as a sWorker that restarts right after
+    /// answering: IPFS finishes the pin, yet `file/info` does not know the file.
+    pub fn forget_next_seal(&self, cid: &str) {
+        self.with(|s| {
+            s.forget.insert(cid.to_string());
         });
     }
 
@@ -654,6 +665,10 @@ fn seal_end(sim: &SworkerSim, body: Option<Value>) -> HttpResponse {
                 8017,
                 format!("Seal file '{cid}' failed due to incomplete file blocks"),
             );
+        }
+        if s.forget.remove(cid) {
+            s.used = s.used.saturating_sub(p.sealed_bytes);
+            return msg(200, 0, format!("Seal file '{cid}' successfully"));
         }
         let block = s.chain_block;
         s.valid.insert(
