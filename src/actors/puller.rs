@@ -5,7 +5,7 @@
 //! answers at once for content it already pinned). A pin ends at the absolute cap (a base plus size at a minimum
 //! rate), or earlier when streamed progress stops growing for the stall timeout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -65,6 +65,10 @@ pub struct Puller {
     deps: Deps,
     peers: SharedPeers,
     running: HashMap<i64, SpawnHandle>,
+    /// Pins whose lease claim is in flight (their `running` entry is a placeholder).
+    claiming: HashSet<i64>,
+    /// Pins aborted while their claim was in flight: the claim must not start `pin/add`.
+    aborted_claims: HashSet<i64>,
     starts: u32,
     stopped: bool,
 }
@@ -76,6 +80,8 @@ impl Puller {
             deps,
             peers,
             running: HashMap::new(),
+            claiming: HashSet::new(),
+            aborted_claims: HashSet::new(),
             starts: 0,
             stopped: false,
         }
@@ -101,8 +107,23 @@ impl Puller {
         // Mark the slot as taken before the claim returns, so a second Pull cannot race it.
         let placeholder = ctx.spawn(fut::ready(()));
         self.running.insert(pin_id, placeholder);
+        self.claiming.insert(pin_id);
         let claim = async move { db.run(move |c| pins::claim(c, pin_id, &holder, lease)).await };
-        ctx.spawn(claim.into_actor(self).map(move |res, act, ctx| match res {
+        ctx.spawn(claim.into_actor(self).map(move |res, act, ctx| {
+            act.claiming.remove(&pin_id);
+            if act.aborted_claims.remove(&pin_id) {
+                // Aborted while the claim was in flight: the abort is recorded; never start the pin.
+                log::info!(target: "smanager::puller", pin = pin_id; "aborted before it started");
+                return;
+            }
+            act.after_claim(pin_id, res, ctx);
+        }));
+    }
+
+    /// Starts `pin/add` for a claimed pin.
+    fn after_claim(&mut self, pin_id: i64, res: Result<Option<Pin>, DbError>, ctx: &mut Context<Self>) {
+        let act = self;
+        match res {
             Ok(Some(pin)) => {
                 log::info!(target: "smanager::puller", cid = pin.cid.as_str(), pin = pin.id, attempt = pin.attempt; "pinning");
                 let fut = pin_once(act.deps.clone(), pin.clone());
@@ -120,7 +141,7 @@ impl Puller {
                 log::error!(target: "smanager::puller", "cannot claim pin {pin_id}: {e}; restarting");
                 ctx.stop();
             }
-        }));
+        }
     }
 }
 
@@ -215,14 +236,20 @@ async fn confirm_seal(deps: &Deps, cid: &str) -> Outcome {
             Ok(Some(FileState::Valid { .. })) => return Outcome::Pinned,
             Ok(Some(FileState::Pending { .. })) => unseen_since = None,
             Ok(state) => {
-                let what = if state.is_some() { "reports lost" } else { "does not know" };
+                let what = if state.is_some() {
+                    "reports lost"
+                } else {
+                    "does not know"
+                };
                 let since = *unseen_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() >= limit {
                     // Crust's pinner answers a pin it already holds at once, without sealing: unpin, so that the
                     // retry walks the DAG and seals it again.
                     match deps.ipfs.pin_rm(cid).await {
                         Ok(_) => {}
-                        Err(e) => log::warn!(target: "smanager::puller", cid = cid; "cannot unpin before the retry: {e}"),
+                        Err(e) => {
+                            log::warn!(target: "smanager::puller", cid = cid; "cannot unpin before the retry: {e}")
+                        }
                     }
                     return Outcome::Failed(
                         format!("pinned, but the sWorker {what} the file {}s later", limit.as_secs()),
@@ -255,6 +282,8 @@ impl Actor for Puller {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.starts += 1;
         self.running.clear();
+        self.claiming.clear();
+        self.aborted_claims.clear();
         let lease = self.deps.settings.puller.lease_secs;
         ctx.run_interval(Duration::from_secs((lease / 3).max(1)), move |act, ctx| {
             let ids: Vec<i64> = act.running.keys().copied().collect();
@@ -402,6 +431,9 @@ impl Handler<Abort> for Puller {
         let Some(handle) = self.running.remove(&msg.pin_id) else {
             return false;
         };
+        if self.claiming.contains(&msg.pin_id) {
+            self.aborted_claims.insert(msg.pin_id);
+        }
         ctx.cancel_future(handle);
         crate::metrics::METRICS.pins_total.with_label_values(&["aborted"]).inc();
         let db = self.deps.db.clone();

@@ -229,9 +229,17 @@ pub fn finish_err(
         .get_result(conn)
         .optional()?;
         let Some(pin) = pin else { return Ok(None) };
-        let attempts = pin.attempt;
+        // Only real failures spend an attempt: a full sWorker or an abort by our own Sealer, Cleanup or operator
+        // is not the file's fault.
+        let attempts = match kind {
+            FailKind::Error => pin.attempt,
+            FailKind::NoSpace | FailKind::Aborted => (pin.attempt - 1).max(0),
+        };
         let (status, next) = match kind {
-            FailKind::NoSpace => (FileStatus::InsufficientSpace, Some(Utc::now() + policy.delay(attempts))),
+            FailKind::NoSpace => (
+                FileStatus::InsufficientSpace,
+                Some(Utc::now() + policy.delay(attempts + 1)),
+            ),
             FailKind::Aborted => (FileStatus::PinError, Some(Utc::now() + policy.delay(1))),
             FailKind::Error if attempts >= policy.max_attempts as i32 => (FileStatus::Failed, None),
             FailKind::Error => (FileStatus::PinError, Some(Utc::now() + policy.delay(attempts))),
