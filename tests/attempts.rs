@@ -50,7 +50,7 @@ fn only_real_failures_spend_attempts() {
         max_delay_secs: 3600,
         max_attempts: 3,
     };
-    let mut attempt = |kind: FailKind, c: &mut PgConnection| {
+    let attempt = |kind: FailKind, c: &mut PgConnection| {
         let pin = file_q::queue_pin(c, cid, Lane::Small, 1000)
             .expect("queue")
             .expect("queued");
