@@ -136,3 +136,70 @@ async fn an_abort_during_the_claim_cancels_the_pin_it_would_start() {
     node.stop().await;
     chain.stop().await;
 }
+
+/// Waiting for space backs off: each wait in a row doubles the recheck delay (capped); sealing resets it.
+#[test]
+fn space_waits_back_off() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let cid = "QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn";
+    insert_new(&mut c, cid);
+    let policy = RetryPolicy {
+        base_delay_secs: 60,
+        max_delay_secs: 300,
+        max_attempts: 3,
+    };
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        let d = file_q::record_space_wait(&mut c, cid, file_q::Source::Events, "full", &policy)
+            .expect("record")
+            .expect("was new");
+        delays.push(d.num_seconds());
+        file_q::transition(
+            &mut c,
+            cid,
+            &[FileStatus::InsufficientSpace],
+            FileStatus::New,
+            None,
+            None,
+        )
+        .expect("new");
+    }
+    assert_eq!(delays, [60, 120, 240, 300, 300]);
+    // A pin that fails for space continues the same count.
+    let pin = file_q::queue_pin(&mut c, cid, Lane::Small, 1000)
+        .expect("queue")
+        .expect("queued");
+    pins::claim(&mut c, pin.id, "test", 60)
+        .expect("claim")
+        .expect("claimed");
+    pins::finish_err(&mut c, pin.id, "8016", FailKind::NoSpace, &policy).expect("finish");
+    let waits: i32 = files::table
+        .find(cid)
+        .select(files::space_waits)
+        .first(&mut c)
+        .expect("row");
+    assert_eq!(waits, 6);
+    file_q::transition(
+        &mut c,
+        cid,
+        &[FileStatus::InsufficientSpace],
+        FileStatus::New,
+        None,
+        None,
+    )
+    .expect("new");
+    let pin = file_q::queue_pin(&mut c, cid, Lane::Small, 1000)
+        .expect("queue")
+        .expect("queued");
+    pins::claim(&mut c, pin.id, "test", 60)
+        .expect("claim")
+        .expect("claimed");
+    pins::finish_ok(&mut c, pin.id).expect("sealed");
+    let waits: i32 = files::table
+        .find(cid)
+        .select(files::space_waits)
+        .first(&mut c)
+        .expect("row");
+    assert_eq!(waits, 0, "sealing resets the count");
+}

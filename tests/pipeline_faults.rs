@@ -215,6 +215,23 @@ async fn full_disk_parks_files_until_space_returns() {
         async move { (s == Some(FileStatus::InsufficientSpace)).then_some(()) }
     })
     .await;
+    // While full, the file is rechecked with a growing delay (retry 1 s → 4 s here) and never probed with
+    // file/info: a full node must not ask the sWorker about every candidate every round.
+    actix_rt::time::sleep(Duration::from_secs(6)).await;
+    let waits: i32 = files::table
+        .find(&f)
+        .select(files::space_waits)
+        .first(&mut node.db.conn())
+        .expect("row");
+    assert!(
+        (2..=5).contains(&waits),
+        "{waits} space waits in 6 s with delays 1, 2, 4 s"
+    );
+    assert_eq!(
+        node.sworker.stats().file_infos,
+        0,
+        "no file/info for a file without space"
+    );
     node.sworker.set_capacity(1 << 40, 4096);
     eventually(60, "sealed once space returned", || {
         let s = node.status(&f);

@@ -427,11 +427,18 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
                 Some("no replica yet".to_string()),
                 Some(Utc::now() + chrono::Duration::seconds(decision::PENDING_REPLICA_RECHECK_SECS)),
             ),
-            Verdict::NoSpace { reason } => (
-                FileStatus::InsufficientSpace,
-                Some(reason),
-                Some(Utc::now() + chrono::Duration::seconds(settings.retry.base_delay_secs as i64)),
-            ),
+            Verdict::NoSpace { reason } => {
+                let r = &settings.retry;
+                let policy = crate::db::pins::RetryPolicy {
+                    base_delay_secs: r.base_delay_secs,
+                    max_delay_secs: r.max_delay_secs,
+                    max_attempts: r.max_attempts,
+                };
+                deps.db
+                    .run(move |c| files::record_space_wait(c, &cid, source, &reason, &policy))
+                    .await?;
+                continue;
+            }
         };
         deps.db
             .run(move |c| files::record_verdict(c, &cid, source, status, reason.as_deref(), next))

@@ -323,6 +323,43 @@ pub fn record_verdict(
     Ok(n == 1)
 }
 
+/// The Picker found no sWorker space for a `new` file: it waits as `insufficient_space`, rechecked after a delay
+/// that doubles with every wait in a row (`space_waits`), so a full node does not judge the same files every round.
+/// Returns the delay, or `None` if the file changed first.
+pub fn record_space_wait(
+    conn: &mut PgConnection,
+    cid: &str,
+    source: Source,
+    reason: &str,
+    policy: &super::pins::RetryPolicy,
+) -> Result<Option<chrono::Duration>, DbError> {
+    conn.transaction(|conn| {
+        let waits: Option<i32> = files::table
+            .find(cid)
+            .filter(files::status.eq(FileStatus::New))
+            .select(files::space_waits)
+            .for_update()
+            .first(conn)
+            .optional()?;
+        let Some(waits) = waits else { return Ok(None) };
+        let delay = policy.delay(waits + 1);
+        if !record_verdict(
+            conn,
+            cid,
+            source,
+            FileStatus::InsufficientSpace,
+            Some(reason),
+            Some(Utc::now() + delay),
+        )? {
+            return Ok(None);
+        }
+        diesel::update(files::table.find(cid))
+            .set(files::space_waits.eq(waits + 1))
+            .execute(conn)?;
+        Ok(Some(delay))
+    })
+}
+
 /// Reserves a lane slot: the file goes `new → queued` and a live pin row is created, in one transaction.
 pub fn queue_pin(conn: &mut PgConnection, cid: &str, lane: Lane, size: i64) -> Result<Option<Pin>, DbError> {
     conn.transaction(|conn| {
@@ -482,6 +519,7 @@ pub fn retry(conn: &mut PgConnection, cid: Option<&str>, status: Option<FileStat
         files::status_reason.eq("operator retry"),
         files::next_attempt_at.eq(None::<DateTime<Utc>>),
         files::attempts.eq(0),
+        files::space_waits.eq(0),
         files::pursued_since.eq(diesel::dsl::now),
         files::updated_at.eq(diesel::dsl::now),
     ))

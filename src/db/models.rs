@@ -183,6 +183,8 @@ pub struct File {
     /// When the current attempt to store it began (first indexing, an order after a close, or an operator retry);
     /// the give-up and no-replica ages count from here.
     pub pursued_since: DateTime<Utc>,
+    /// Rounds in a row it waited for sWorker space; its recheck backs off with them.
+    pub space_waits: i32,
 }
 
 /// An account that ordered a CID.

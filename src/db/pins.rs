@@ -159,6 +159,7 @@ pub fn finish_ok(conn: &mut PgConnection, pin_id: i64) -> Result<bool, DbError> 
             files::last_error.eq(None::<String>),
             files::attempts.eq(pin.attempt),
             files::next_attempt_at.eq(None::<DateTime<Utc>>),
+            files::space_waits.eq(0),
             files::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)?;
@@ -235,10 +236,11 @@ pub fn finish_err(
             FailKind::Error => pin.attempt,
             FailKind::NoSpace | FailKind::Aborted => (pin.attempt - 1).max(0),
         };
+        let space_waits: i32 = files::table.find(&pin.cid).select(files::space_waits).first(conn)?;
         let (status, next) = match kind {
             FailKind::NoSpace => (
                 FileStatus::InsufficientSpace,
-                Some(Utc::now() + policy.delay(attempts + 1)),
+                Some(Utc::now() + policy.delay(space_waits + 1)),
             ),
             FailKind::Aborted => (FileStatus::PinError, Some(Utc::now() + policy.delay(1))),
             FailKind::Error if attempts >= policy.max_attempts as i32 => (FileStatus::Failed, None),
@@ -260,6 +262,7 @@ pub fn finish_err(
             files::last_error.eq(error),
             files::attempts.eq(attempts),
             files::next_attempt_at.eq(next),
+            files::space_waits.eq(space_waits + i32::from(kind == FailKind::NoSpace)),
             files::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)?;

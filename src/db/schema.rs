@@ -84,6 +84,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         pursued_since -> Timestamptz,
+        space_waits -> Int4,
     }
 }
 

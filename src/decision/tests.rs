@@ -28,6 +28,7 @@ fn file(cid: &str, size: i64) -> File {
         created_at: Utc::now(),
         pursued_since: Utc::now(),
         updated_at: Utc::now(),
+        space_waits: 0,
     }
 }
 

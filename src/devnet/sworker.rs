@@ -92,6 +92,8 @@ pub struct SworkerStats {
     pub seal_ends: u64,
     pub deletes: u64,
     pub deleted_ok: u64,
+    /// `file/info` requests answered.
+    pub file_infos: u64,
 }
 
 struct State {
@@ -507,6 +509,7 @@ fn entry(s: &State, cid: &str, with_type: bool) -> Option<Value> {
 }
 
 fn file_info(sim: &SworkerSim, cid: &str) -> HttpResponse {
+    sim.with(|s| s.stats.file_infos += 1);
     match sim.with(|s| entry(s, cid, true)).flatten() {
         Some(v) => answer(200, json!({ cid: v })),
         None => msg(404, 404, "File not found."),
