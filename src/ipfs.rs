@@ -26,6 +26,11 @@ pub enum IpfsError {
     /// An answer we cannot read.
     #[error("unexpected IPFS answer: {0}")]
     Decode(String),
+    /// The stream ended without a result after announcing `Trailer: X-Stream-Error`: go-ipfs-cmds (Kubo and Crust's
+    /// fork) reports an error that happens after streaming began in that trailer, which this HTTP client drops. The
+    /// caller asks IPFS and the sWorker what really happened.
+    #[error("pin/add ended mid-stream; its error is in the X-Stream-Error trailer")]
+    StreamError,
 }
 
 impl IpfsError {
@@ -231,9 +236,21 @@ impl Ipfs for KuboClient {
                 let body = resp.body().limit(1024 * 1024).await.unwrap_or_default();
                 return Err(api_error(status.as_u16(), &body));
             }
+            let trailer = resp
+                .headers()
+                .get_all("trailer")
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.to_ascii_lowercase().contains("x-stream-error"));
+            let ended_early = move || {
+                if trailer {
+                    IpfsError::StreamError
+                } else {
+                    IpfsError::Decode("pin/add ended without a result".into())
+                }
+            };
             let lines = futures_util::stream::unfold(
                 (resp, Vec::<u8>::new(), false),
-                |(mut resp, mut buf, done)| async move {
+                move |(mut resp, mut buf, done)| async move {
                     if done {
                         return None;
                     }
@@ -262,17 +279,11 @@ impl Ipfs for KuboClient {
                                 let rest = String::from_utf8_lossy(&buf).trim().to_string();
                                 buf.clear();
                                 if rest.is_empty() {
-                                    return Some((
-                                        Err(IpfsError::Decode("pin/add ended without a result".into())),
-                                        (resp, buf, true),
-                                    ));
+                                    return Some((Err(ended_early()), (resp, buf, true)));
                                 }
                                 return match parse_pin_line(&rest) {
                                     Ok(Some(ev)) => Some((Ok(ev), (resp, buf, true))),
-                                    Ok(None) => Some((
-                                        Err(IpfsError::Decode("pin/add ended without a result".into())),
-                                        (resp, buf, true),
-                                    )),
+                                    Ok(None) => Some((Err(ended_early()), (resp, buf, true))),
                                     Err(e) => Some((Err(e), (resp, buf, true))),
                                 };
                             }

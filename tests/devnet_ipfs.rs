@@ -57,8 +57,10 @@ async fn kubo_dialect_and_crust_sealing() {
     let (s, _, b) = post(&client, format!("{api}/id")).await;
     assert_eq!(s, 200, "{b}");
 
-    // pin/add with progress on a 1.5 MB file: NDJSON progress lines, then Pins; the sWorker holds it valid.
+    // pin/add with progress on a 1.5 MB file fetched at 1 MB/s: NDJSON progress lines, then Pins; the sWorker holds
+    // it valid.
     let f = content.build(11, 1_500_000, true, true);
+    ipfs.set_transfer_rate(1_000_000);
     let (s, headers, body) = post(
         &client,
         format!("{api}/pin/add?arg={}&progress=true&timeout=60s", f.cid),
@@ -73,7 +75,9 @@ async fn kubo_dialect_and_crust_sealing() {
         lines.last().map(|l| l["Pins"][0].clone()),
         Some(Value::from(f.cid.clone()))
     );
+    assert!(headers.iter().any(|(k, v)| k == "trailer" && v == "X-Stream-Error"));
     assert!(sworker.valid_cids().contains(&f.cid), "pin/add returning means sealed");
+    ipfs.set_transfer_rate(64 << 20);
     let st = sworker.stats();
     assert_eq!(st.seal_blocks, f.block_count(), "one seal call per block");
     // Pinning again answers at once.

@@ -320,3 +320,52 @@ async fn a_pin_the_sworker_does_not_confirm_is_retried_not_sealed() {
     node.stop().await;
     chain.stop().await;
 }
+
+/// Out of space in the middle of a seal (sWorker 8016 after `pin/add` began streaming): go-ipfs-cmds puts that error
+/// in the `X-Stream-Error` trailer, which awc drops. The Puller asks the sWorker instead, and the file waits for
+/// space as `insufficient_space` without spending an attempt, then seals when space returns.
+#[actix_rt::test]
+async fn out_of_space_mid_stream_waits_for_space_and_spends_no_attempt() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 200).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |s| {
+        s.puller.stall_timeout_secs = 60;
+    });
+    node.ipfs.set_transfer_rate(100_000);
+    let f = content.build(88, 400_000, false, true).cid;
+    chain.order_now(&f, 400_000, 1);
+    eventually(60, "pin streaming", || {
+        let s = node.status(&f);
+        let streaming = node.ipfs.stats().in_flight > 0;
+        async move { (s == Some(FileStatus::Pinning) && streaming).then_some(()) }
+    })
+    .await;
+    actix_rt::time::sleep(Duration::from_millis(1200)).await;
+    node.sworker.set_capacity(0, 0);
+    let (status, error) = eventually(60, "waiting for space", || {
+        let row = node.status_and_error(&f);
+        async move { row.filter(|(s, _)| *s != FileStatus::Pinning && *s != FileStatus::Queued) }
+    })
+    .await;
+    assert_eq!(status, FileStatus::InsufficientSpace, "{error:?}");
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("X-Stream-Error")),
+        "{error:?}"
+    );
+    let attempts: i32 = files::table
+        .find(&f)
+        .select(files::attempts)
+        .first(&mut node.db.conn())
+        .expect("row");
+    assert_eq!(attempts, 0, "running out of space is not the file's fault");
+    node.ipfs.set_transfer_rate(64 << 20);
+    node.sworker.set_capacity(1 << 40, 4096);
+    eventually(60, "sealed once space returned", || {
+        let s = node.status(&f);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    node.stop().await;
+    chain.stop().await;
+}

@@ -198,6 +198,7 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
             FailKind::Error,
         ),
+        Ok(Err(PinFail::Ipfs(e))) if matches!(e, IpfsError::StreamError) => unexplained_end(&deps, &pin).await,
         Ok(Err(PinFail::Ipfs(e))) => {
             // 8013: the sWorker still holds a pending seal of this CID from an attempt that died with it unreachable
             // (only one live pin per CID exists, so it is ours and stale): end it so the retry can start afresh.
@@ -219,6 +220,38 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             Outcome::Failed(e.to_string(), kind)
         }
         Err(_) => Outcome::Failed(format!("timed out after {}s", cap.as_secs()), FailKind::Error),
+    }
+}
+
+/// `pin/add` ended mid-stream with its error in the `X-Stream-Error` trailer, which awc cannot read: ask the sWorker
+/// what happened instead of guessing. Valid → it sealed after all (confirmed as usual); too little space left for
+/// this file → out of space mid-seal (8016), which waits for space without spending an attempt; otherwise a failed
+/// attempt.
+async fn unexplained_end(deps: &Deps, pin: &Pin) -> Outcome {
+    let why = "pin/add ended mid-stream (error in the X-Stream-Error trailer)";
+    if let Ok(Some(FileState::Valid { .. })) = deps.sworker.file_info(&pin.cid).await {
+        return confirm_seal(deps, &pin.cid).await;
+    }
+    match deps.sworker.workload().await {
+        Ok(w) => {
+            let need = (pin.size_bytes.max(0) as f64 * deps.settings.scheduler.space_factor) as u64;
+            if w.free_bytes() < need {
+                Outcome::Failed(
+                    format!(
+                        "{why}; the sWorker has {} free for a file needing {}: out of space",
+                        crate::decision::human_bytes(w.free_bytes()),
+                        crate::decision::human_bytes(need)
+                    ),
+                    FailKind::NoSpace,
+                )
+            } else {
+                Outcome::Failed(
+                    format!("{why}; the sWorker has room, so not for space"),
+                    FailKind::Error,
+                )
+            }
+        }
+        Err(e) => Outcome::Failed(format!("{why}; the sWorker cannot say why: {e}"), FailKind::Error),
     }
 }
 

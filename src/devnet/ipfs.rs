@@ -341,7 +341,7 @@ async fn pin_add(sim: Arc<IpfsSim>, q: HashMap<String, String>) -> HttpResponse 
     }
     let cancel = Arc::new(AtomicBool::new(false));
     let nodes = Arc::new(AtomicU64::new(0));
-    let task = actix_rt::spawn(run_pin(
+    let mut task = actix_rt::spawn(run_pin(
         sim.clone(),
         cid.clone(),
         timeout,
@@ -349,6 +349,24 @@ async fn pin_add(sim: Arc<IpfsSim>, q: HashMap<String, String>) -> HttpResponse 
         nodes.clone(),
     ));
     let guard = CancelOnDrop(cancel);
+    // go-ipfs-cmds sends the headers with its first output: what ends before the first progress line is an ordinary
+    // answer (an error is a 500 with the error object). After that, an error goes into the `X-Stream-Error`
+    // trailer, announced by `Trailer:`; actix-web cannot write trailers, so the body just ends, which is exactly
+    // what a client that drops trailers (awc) sees from Kubo.
+    if progress {
+        match actix_rt::time::timeout(Duration::from_millis(500), &mut task).await {
+            Ok(Ok(Ok(()))) => {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .insert_header(("X-Chunked-Output", "1"))
+                    .insert_header(("Trailer", "X-Stream-Error"))
+                    .body(format!("{}\n", json!({"Pins": [cid]})))
+            }
+            Ok(Ok(Err(e))) => return err(500, 0, e),
+            Ok(Err(e)) => return err(500, 0, e.to_string()),
+            Err(_) => {}
+        }
+    }
     let state = (Some(task), guard, nodes, cid, progress, Instant::now());
     let body = futures_util::stream::unfold(state, |(task, guard, nodes, cid, progress, mut last)| async move {
         let mut task = task?;
@@ -359,6 +377,8 @@ async fn pin_add(sim: Arc<IpfsSim>, q: HashMap<String, String>) -> HttpResponse 
                 done = &mut task => {
                     let line = match done {
                         Ok(Ok(())) => json!({"Pins": [cid]}),
+                        // Streaming already: the error belongs in the X-Stream-Error trailer; end the body.
+                        Ok(Err(_)) | Err(_) if progress => return None,
                         Ok(Err(e)) => json!({"Message": e, "Code": 0, "Type": "error"}),
                         Err(e) => json!({"Message": e.to_string(), "Code": 0, "Type": "error"}),
                     };
@@ -380,6 +400,7 @@ async fn pin_add(sim: Arc<IpfsSim>, q: HashMap<String, String>) -> HttpResponse 
     resp.content_type("application/json");
     if progress {
         resp.insert_header(("X-Chunked-Output", "1"));
+        resp.insert_header(("Trailer", "X-Stream-Error"));
     }
     resp.streaming(body.boxed_local())
 }
