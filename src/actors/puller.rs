@@ -198,7 +198,7 @@ async fn pin_once(deps: Deps, pin: Pin) -> Outcome {
             format!("stalled: no progress for {}s after {n} blocks", stall.as_secs()),
             FailKind::Error,
         ),
-        Ok(Err(PinFail::Ipfs(e))) if matches!(e, IpfsError::StreamError) => unexplained_end(&deps, &pin).await,
+        Ok(Err(PinFail::Ipfs(IpfsError::StreamError))) => unexplained_end(&deps, &pin).await,
         Ok(Err(PinFail::Ipfs(e))) => {
             // 8013: the sWorker still holds a pending seal of this CID from an attempt that died with it unreachable
             // (only one live pin per CID exists, so it is ours and stale): end it so the retry can start afresh.
