@@ -110,6 +110,62 @@ async fn readyz_follows_the_chain_and_postgres() {
     chain.stop().await;
 }
 
+/// A node that is still syncing is waited for, however long (here: three times `chain.finalizedTimeoutSecs`),
+/// without the watchdog exiting the process (which would end this test binary), and readiness says why.
+#[actix_rt::test]
+async fn a_syncing_node_is_waited_for_and_readiness_says_so() {
+    let content = ContentStore::new();
+    let me = account("m0");
+    let chain = DevChain::start(ChainConfig::quiet(200, vec![me]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
+    chain.set_syncing(true);
+    let t = TestDb::migrated();
+    let mut s = t.app_settings();
+    s.chain.account = smanager::chain::ss58::encode(66, &me);
+    s.chain.end_point = chain.ws_url();
+    s.chain.finalized_timeout_secs = 2;
+    s.admin.bind = "127.0.0.1:0".into();
+    let settings = Rc::new(s);
+    let peers = smanager::app::start_pipeline(
+        settings.clone(),
+        t.db(),
+        smanager::chain::client::connect(&settings.chain),
+    );
+    let admin = smanager::http::start(&settings, t.db(), Some(peers.clone())).expect("admin");
+    let url = format!("http://{}", admin.addr);
+    let v = eventually(30, "readiness reports the sync", || {
+        let url = url.clone();
+        async move {
+            let (code, v) = readyz(&url).await?;
+            (code == 503
+                && v["checks"]["chain"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("syncing")))
+            .then_some(v)
+        }
+    })
+    .await;
+    assert!(v["checks"]["chain"]["syncing_since"].is_string(), "{v}");
+    // Three watchdog periods of syncing: the process is still here and has indexed nothing.
+    actix_rt::time::sleep(Duration::from_secs(6)).await;
+    let indexed: Option<i64> = {
+        let mut c = t.conn();
+        smanager::db::stats::snapshot(&mut c).expect("stats").indexed_block
+    };
+    assert_eq!(indexed, None, "nothing is indexed while the node syncs");
+    chain.set_syncing(false);
+    eventually(60, "indexing once synced", || {
+        let mut c = t.conn();
+        let st = smanager::db::stats::snapshot(&mut c).expect("stats");
+        async move { (st.indexed_block.is_some() && st.node_syncing_since.is_none()).then_some(()) }
+    })
+    .await;
+    smanager::app::shutdown(&peers).await;
+    admin.handle.stop(true).await;
+    chain.stop().await;
+}
+
 /// Finds `id="<id>"…>N<` in rendered HTML.
 fn number_in(html: &str, id: &str) -> Option<i64> {
     let at = html.find(&format!("id=\"{id}\""))?;

@@ -202,6 +202,13 @@ impl Supervised for Indexer {
     }
 }
 
+/// No new finalized block for `chain.finalizedTimeoutSecs`: the restart policy brings the process back with a fresh
+/// connection (the TypeScript manager's rule).
+fn exit_stalled(watchdog: Duration) -> ! {
+    log::error!(target: "smanager::indexer", "no new finalized block for {} s: exiting so the service restarts", watchdog.as_secs());
+    std::process::exit(3);
+}
+
 /// Catches up every finalized block after the cursor, then keeps following. Chain errors are retried with backoff
 /// (the block is not skipped); a database error ends the loop so the actor restarts from the cursor.
 async fn follow(
@@ -217,29 +224,58 @@ async fn follow(
     let mut last_head = None;
     let mut last_new_head = std::time::Instant::now();
     let watchdog = Duration::from_secs(cfg.finalized_timeout_secs);
+    let sync_limit = Duration::from_secs(cfg.sync_wait_secs);
     let mut synced = false;
+    let mut syncing_since: Option<std::time::Instant> = None;
     let mut decode_failures = 0u32;
     loop {
-        if last_new_head.elapsed() > watchdog {
-            // The restart policy brings the process back with a fresh connection (the TypeScript manager's rule).
-            log::error!(target: "smanager::indexer", "no new finalized block for {} s: exiting so the service restarts", watchdog.as_secs());
-            std::process::exit(3);
-        }
         if !synced {
             match deps.chain.is_syncing().await {
-                Ok(false) => synced = true,
+                Ok(false) => {
+                    synced = true;
+                    if syncing_since.take().is_some() {
+                        log::info!(target: "smanager::indexer", "the node finished syncing; indexing");
+                        deps.db
+                            .run(|c| state::kv_set(c, state::KV_NODE_SYNCING, &None::<chrono::DateTime<chrono::Utc>>))
+                            .await?;
+                    }
+                }
                 Ok(true) => {
+                    // Waiting for a syncing node is not a stalled chain: the watchdog does not run meanwhile.
+                    last_new_head = std::time::Instant::now();
+                    let since = match syncing_since {
+                        Some(s) => s,
+                        None => {
+                            let now = chrono::Utc::now();
+                            deps.db
+                                .run(move |c| state::kv_set(c, state::KV_NODE_SYNCING, &Some(now)))
+                                .await?;
+                            *syncing_since.insert(std::time::Instant::now())
+                        }
+                    };
+                    if since.elapsed() > sync_limit {
+                        log::error!(target: "smanager::indexer", "the node has been syncing for {} s (chain.syncWaitSecs): exiting so the service restarts", sync_limit.as_secs());
+                        std::process::exit(3);
+                    }
                     log::info!(target: "smanager::indexer", "the node is still syncing; waiting before indexing");
                     actix_rt::time::sleep(Duration::from_secs(cfg.reconnect_max_secs.min(30))).await;
+                    last_new_head = std::time::Instant::now();
                     continue;
                 }
                 Err(e) => {
+                    if last_new_head.elapsed() > watchdog {
+                        exit_stalled(watchdog);
+                    }
                     log::warn!(target: "smanager::indexer", "system_health unavailable: {e}; retrying in {backoff:?}");
                     actix_rt::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(max_backoff);
                     continue;
                 }
             }
+        }
+        // Time spent waiting for a syncing node or catching up does not count (both reset the clock).
+        if last_new_head.elapsed() > watchdog {
+            exit_stalled(watchdog);
         }
         let head = match deps.chain.finalized_head().await {
             Ok(h) => h,
@@ -304,6 +340,8 @@ async fn follow(
             backoff = min_backoff;
             let number = block.number;
             let outcome = deps.db.run(move |c| files::apply_block(c, &block)).await?;
+            // Catching up is progress: time spent on it never counts as "no new finalized block".
+            last_new_head = std::time::Instant::now();
             next = number + 1;
             let mut p = progress.get();
             p.next_block = Some(next);

@@ -78,6 +78,9 @@ pub struct ChainSettings {
     pub end_point: String,
     /// Exit (for the restart policy) when no new finalized block arrives for this long.
     pub finalized_timeout_secs: u64,
+    /// How long a node that reports itself syncing is waited for before the process exits for a restart (TypeScript
+    /// waits about 4 days). Syncing and catching up never count towards `finalizedTimeoutSecs`.
+    pub sync_wait_secs: u64,
     /// How often the indexer asks for a new finalized head when it is caught up.
     pub poll_interval_ms: u64,
     /// First reconnect delay; doubles up to `reconnectMaxSecs`.
@@ -102,6 +105,7 @@ impl Default for ChainSettings {
             account: String::new(),
             end_point: "ws://127.0.0.1:19944".into(),
             finalized_timeout_secs: 30 * 60,
+            sync_wait_secs: 4 * 24 * 3600,
             poll_interval_ms: 1000,
             reconnect_min_secs: 1,
             reconnect_max_secs: 60,

@@ -29,6 +29,8 @@ pub const KV_SCAN_ROUND_STARTED: &str = "scan_round_started";
 pub const KV_LAST_FULL_SCAN_STARTED: &str = "last_full_scan_started";
 /// kv key: `true` while an operator paused picking.
 pub const KV_PICKING_PAUSED: &str = "picking_paused";
+/// kv key: since when the Crust node reports itself syncing (absent or null when it does not).
+pub const KV_NODE_SYNCING: &str = "node_syncing_since";
 
 /// The finalized head as last seen, with its time, so the picker can estimate lifetimes without asking the chain.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]

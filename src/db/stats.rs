@@ -26,6 +26,8 @@ pub struct Stats {
     pub chain_head: Option<ChainHead>,
     pub group: Option<GroupInfo>,
     pub picking_paused: bool,
+    /// Since when the Crust node reports itself syncing; indexing waits meanwhile.
+    pub node_syncing_since: Option<DateTime<Utc>>,
     /// What needs an operator's attention now (undecodable blocks not yet recovered by a scan).
     pub alarms: Vec<state::Alarm>,
     /// Files found by the FilesV2 scanner.
@@ -132,6 +134,7 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         chain_head: state::kv_get(conn, state::KV_CHAIN_HEAD)?,
         group: state::kv_get(conn, state::KV_GROUP)?,
         picking_paused: state::kv_get(conn, state::KV_PICKING_PAUSED)?.unwrap_or(false),
+        node_syncing_since: state::kv_get::<Option<DateTime<Utc>>>(conn, state::KV_NODE_SYNCING)?.flatten(),
         alarms: state::unrecovered_undecodable(conn)?,
         scanned_files,
         last_hour,

@@ -84,6 +84,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let chain_check = match &snapshot {
         None => json!({"ok": false, "reason": "unknown: PostgreSQL is unavailable"}),
+        Some(st) if st.node_syncing_since.is_some() => {
+            let since = st.node_syncing_since.unwrap_or_else(chrono::Utc::now);
+            let mins = (chrono::Utc::now() - since).num_minutes().max(0);
+            json!({"ok": false, "syncing_since": since,
+                   "reason": format!("the Crust node is syncing (for {mins} min); indexing waits for it")})
+        }
         Some(st) => match (st.finalized_block, st.finalized_seen_at) {
             (Some(block), Some(seen)) => {
                 let age = (chrono::Utc::now() - seen).num_seconds().max(0);

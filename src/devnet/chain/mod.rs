@@ -78,6 +78,8 @@ pub struct ChainState {
     pub files: BTreeMap<String, FileInfoV2>,
     pub nonces: HashMap<AccountId, u32>,
     pub paused: bool,
+    /// `system_health.isSyncing`, as a node still importing the chain reports it.
+    pub syncing: bool,
     pub scenario: scenario::Scenario,
     /// Runtime spec version of the blocks being built (25; 26 after [`DevChain::upgrade_runtime`]).
     pub spec: u32,
@@ -101,6 +103,7 @@ impl ChainState {
             files: BTreeMap::new(),
             nonces: HashMap::new(),
             paused: false,
+            syncing: false,
             scenario,
             spec: metadata::SPEC_VERSION,
             state: im::OrdMap::new(),
@@ -482,6 +485,13 @@ impl DevChain {
     pub fn resume(&self) {
         if let Ok(mut c) = self.shared.lock() {
             c.paused = false;
+        }
+    }
+
+    /// Reports the node as syncing (`system_health.isSyncing`) or not; blocks keep coming either way.
+    pub fn set_syncing(&self, on: bool) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.syncing = on;
         }
     }
 

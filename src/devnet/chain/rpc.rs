@@ -123,10 +123,10 @@ fn keys_under(state: &im::OrdMap<Vec<u8>, Vec<u8>>, prefix: &[u8], start: Option
 /// Builds the RPC module.
 pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(ctx);
-    m.register_method(
-        "system_health",
-        |_, _, _| json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false}),
-    )?;
+    m.register_method("system_health", |_, ctx: &RpcCtx, _| {
+        let syncing = ctx.chain.lock().map(|c| c.syncing).unwrap_or(false);
+        json!({"peers": 0, "isSyncing": syncing, "shouldHavePeers": false})
+    })?;
     m.register_method("system_chain", |_, _, _| "Crust")?;
     m.register_method("system_name", |_, _, _| "crust-devnet")?;
     m.register_method("system_version", |_, _, _| "0.9.0-smanager-devnet")?;
