@@ -241,8 +241,7 @@ async fn follow(
                     }
                 }
                 Ok(true) => {
-                    // Waiting for a syncing node is not a stalled chain: the watchdog does not run meanwhile.
-                    last_new_head = std::time::Instant::now();
+                    // Waiting for a syncing node is not a stalled chain: the watchdog clock restarts after each wait.
                     let since = match syncing_since {
                         Some(s) => s,
                         None => {
