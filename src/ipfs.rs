@@ -76,6 +76,8 @@ pub trait Ipfs {
     fn version(&self) -> LocalBoxFuture<'_, Result<String, IpfsError>>;
     /// Runs `repo/gc`; returns how many blocks were removed.
     fn repo_gc(&self, timeout: Duration) -> LocalBoxFuture<'_, Result<u64, IpfsError>>;
+    /// The DAG's real size (`files/stat` `CumulativeSize`, which Kubo and js-ipfs both serve), within `timeout`.
+    fn cumulative_size(&self, cid: &str, timeout: Duration) -> LocalBoxFuture<'_, Result<u64, IpfsError>>;
     /// `pin/rm`: Crust's pinner answers a `pin/add` of a CID it already pins at once, without sealing, so a pin the
     /// sWorker lost must be removed before it is retried. `Ok(false)` when it was not pinned.
     fn pin_rm(&self, cid: &str) -> LocalBoxFuture<'_, Result<bool, IpfsError>>;
@@ -303,6 +305,18 @@ impl Ipfs for KuboClient {
                 .and_then(|s| s.as_str())
                 .map(str::to_string)
                 .ok_or_else(|| IpfsError::Decode(format!("no Version in {v}")))
+        })
+    }
+
+    fn cumulative_size(&self, cid: &str, timeout: Duration) -> LocalBoxFuture<'_, Result<u64, IpfsError>> {
+        let path = format!("/ipfs/{cid}");
+        let url = self.url("files/stat", &[("arg", &path), ("timeout", &go_duration(timeout))]);
+        Box::pin(async move {
+            let v = self.post_json(url, timeout + Duration::from_secs(1)).await?;
+            v.get("CumulativeSize")
+                .or_else(|| v.get("Size"))
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| IpfsError::Decode(format!("no CumulativeSize in {v}")))
         })
     }
 

@@ -369,3 +369,47 @@ async fn out_of_space_mid_stream_waits_for_space_and_spends_no_attempt() {
     node.stop().await;
     chain.stop().await;
 }
+
+/// The real-size check: a DAG larger than its order (beyond `scheduler.sizeMarginPercent`) is skipped before any
+/// pull, with the sizes in the reason; a DAG whose size cannot be read in time is pulled as usual.
+#[actix_rt::test]
+async fn a_dag_larger_than_its_order_is_skipped_and_an_unreadable_size_does_not_block() {
+    let content = ContentStore::new();
+    let me = account("solo");
+    let chain = chain(vec![me], &content, 0.0, 200).await;
+    let node = Node::start(&chain.ws_url(), &me, &content, |s| {
+        s.scheduler.size_check_timeout_secs = 1;
+        s.puller.stall_timeout_secs = 600;
+    });
+    let big = content.build(61, 300_000, false, true).cid;
+    let honest = content.build(62, 300_000, false, true).cid;
+    let unreachable = content.build(63, 300_000, false, false).cid;
+    chain.order_now(&big, 100_000, 1);
+    chain.order_now(&honest, 300_000, 1);
+    chain.order_now(&unreachable, 300_000, 1);
+    let (status, reason) = eventually(60, "oversized DAG judged", || {
+        let row = node.status_and_reason(&big);
+        async move { row.filter(|(s, _)| *s != FileStatus::New) }
+    })
+    .await;
+    assert_eq!(status, FileStatus::Skipped);
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("real size") && r.contains("100000")),
+        "{reason:?}"
+    );
+    eventually(60, "the honest order sealed", || {
+        let s = node.status(&honest);
+        async move { (s == Some(FileStatus::Sealed)).then_some(()) }
+    })
+    .await;
+    eventually(60, "the unreachable DAG is pulled anyway", || {
+        let s = node.status(&unreachable);
+        async move { matches!(s, Some(FileStatus::Pinning | FileStatus::Queued)).then_some(()) }
+    })
+    .await;
+    assert!(!node.sworker.valid_cids().contains(&big));
+    node.stop().await;
+    chain.stop().await;
+}

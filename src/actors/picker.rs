@@ -303,6 +303,38 @@ async fn already_stored(sworker: &dyn crate::sworker::Sworker, cid: &str) -> Opt
     }
 }
 
+/// The Crust wiki's real-size check: a DAG larger than its order (beyond `scheduler.sizeMarginPercent`) would be
+/// closed as illegal after sealing, wasting the space. `Some(reason)` when it is; an unreadable size (IPFS slow, the
+/// DAG not reachable in `scheduler.sizeCheckTimeoutSecs`) never blocks the pull.
+async fn real_size_exceeds(deps: &Deps, file: &crate::db::File) -> Option<String> {
+    let s = &deps.settings.scheduler;
+    if s.size_check_timeout_secs == 0 {
+        return None;
+    }
+    let timeout = Duration::from_secs(s.size_check_timeout_secs);
+    let real = match actix_rt::time::timeout(
+        timeout + Duration::from_secs(1),
+        deps.ipfs.cumulative_size(&file.cid, timeout),
+    )
+    .await
+    {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => {
+            log::debug!(target: "smanager::picker", cid = file.cid.as_str(); "real size unknown, pulling anyway: {e}");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    let ordered = u64::try_from(file.size_bytes).unwrap_or(0);
+    let limit = ordered.saturating_add(ordered.saturating_mul(u64::from(s.size_margin_percent)) / 100);
+    (real > limit).then(|| {
+        format!(
+            "real size {} exceeds the ordered {} by more than sizeMarginPercent {}%",
+            real, ordered, s.size_margin_percent
+        )
+    })
+}
+
 async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
     let settings = deps.settings.clone();
     let s = &settings.scheduler;
@@ -372,6 +404,13 @@ async fn round(deps: Deps, peers: SharedPeers) -> Result<RoundReport, DbError> {
                 continue;
             }
         }
+        let verdict = match verdict {
+            Verdict::Pick { .. } => match real_size_exceeds(&deps, &file).await {
+                Some(reason) => Verdict::Skip { reason },
+                None => verdict,
+            },
+            other => other,
+        };
         let (status, reason, next) = match verdict {
             Verdict::Pick { lane } => {
                 // A shared seal coordinator may veto the pull or postpone all pulls (`pullDisabled`: the file stays

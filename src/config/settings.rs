@@ -321,6 +321,12 @@ pub struct SchedulerSettings {
     pub space_factor: f64,
     /// How candidates that pass every filter are ordered.
     pub rank_by: RankBy,
+    /// Before pulling, the DAG's real size is read from IPFS for at most this long (0 turns the check off); a size
+    /// that cannot be read in time does not block the pull.
+    pub size_check_timeout_secs: u64,
+    /// A file whose real size exceeds its ordered size by more than this percent is skipped: the chain would close
+    /// it as illegal and the space would be wasted.
+    pub size_margin_percent: u32,
     /// Candidates read per pick round.
     pub batch_size: u32,
     /// How often the picker re-reads sWorker workload and retries waiting files even without a wake-up.
@@ -346,6 +352,8 @@ impl Default for SchedulerSettings {
             min_sys_free_gib: 50,
             space_factor: 2.2,
             rank_by: RankBy::Tips,
+            size_check_timeout_secs: 3,
+            size_margin_percent: 10,
             batch_size: 100,
             tick_secs: 30,
         }
