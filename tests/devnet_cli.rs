@@ -53,3 +53,58 @@ fn devnet_runs_the_whole_stack_and_summarizes() {
         "only unavailable CIDs may fail: {summary}"
     );
 }
+
+/// `smanager devnet --peers-only`: the chain, sWorker and IPFS simulators alone (no PostgreSQL, no smanager), with
+/// the same `endpoints:` line, so a container or the TypeScript manager can be pointed at them like at crust-node.
+#[test]
+fn peers_only_serves_the_simulators_alone() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smanager"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SMANAGER") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args([
+            "devnet",
+            "--peers-only",
+            "--duration",
+            "4",
+            "--block-ms",
+            "200",
+            "--report-secs",
+            "1",
+            "--chain-port",
+            "0",
+            "--sworker-port",
+            "0",
+            "--ipfs-port",
+            "0",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run smanager devnet --peers-only");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let endpoints = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("endpoints: "))
+        .unwrap_or_else(|| panic!("no endpoints line:\n{stdout}"));
+    let e: serde_json::Value = serde_json::from_str(endpoints).expect("endpoints JSON");
+    for k in ["chain", "sworker", "ipfs", "account"] {
+        assert!(e[k].is_string(), "endpoints.{k} missing: {endpoints}");
+    }
+    assert!(e.get("admin").is_none() && e.get("database").is_none(), "{endpoints}");
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
+    let s: serde_json::Value = serde_json::from_str(summary).expect("summary JSON");
+    assert!(s["blocks"].as_u64().is_some_and(|b| b >= 5), "{summary}");
+    assert_eq!(s["pin_requests"], 0, "nobody pulls without a manager: {summary}");
+}

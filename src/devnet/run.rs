@@ -35,15 +35,23 @@ pub struct DevnetArgs {
     /// Orders per block on average.
     #[arg(long, default_value_t = 2.0)]
     pub order_rate: f64,
-    /// Chain JSON-RPC port (WebSocket and HTTP), 0 = any free port.
-    #[arg(long, default_value_t = 0)]
-    pub chain_port: u16,
-    #[arg(long, default_value_t = 0)]
-    pub sworker_port: u16,
-    #[arg(long, default_value_t = 0)]
-    pub ipfs_port: u16,
+    /// Chain JSON-RPC port (WebSocket and HTTP); 0 = any free port. Default: any, or crust-node's 19944 with
+    /// `--peers-only`.
+    #[arg(long)]
+    pub chain_port: Option<u16>,
+    /// sWorker API port; default: any, or crust-node's 12222 with `--peers-only`.
+    #[arg(long)]
+    pub sworker_port: Option<u16>,
+    /// IPFS RPC port; default: any, or crust-node's 5001 with `--peers-only`.
+    #[arg(long)]
+    pub ipfs_port: Option<u16>,
+    /// smanager's admin port (not with `--peers-only`); default: any.
     #[arg(long, default_value_t = 0)]
     pub admin_port: u16,
+    /// Only the chain, sWorker and IPFS simulators, on crust-node's ports: a separately started smanager (a
+    /// container, the TypeScript manager, polkadot.js) is pointed at them as at a real crust-node.
+    #[arg(long)]
+    pub peers_only: bool,
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5)]
     pub report_secs: u64,
@@ -127,9 +135,15 @@ fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim, group: &GroupSpec)
     })
 }
 
+/// crust-node's ports: chain WebSocket, sWorker API, IPFS RPC.
+pub const CRUST_NODE_PORTS: (u16, u16, u16) = (19944, 12222, 5001);
+
 /// Runs the devnet until `--duration` elapses or Ctrl-C/SIGTERM.
 pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
     crate::logging::init(log_format);
+    if args.peers_only {
+        return run_peers(args);
+    }
     let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref()).context("starting PostgreSQL")?;
     let pg_url = pg.url.clone();
     let system = actix_rt::System::new();
@@ -144,7 +158,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
         };
         let chain = DevChain::start(
             ChainConfig {
-                bind: local(args.chain_port),
+                bind: local(args.chain_port.unwrap_or(0)),
                 block_ms: args.block_ms.max(1),
                 scenario: ScenarioConfig {
                     seed: args.seed,
@@ -159,7 +173,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
         .await
         .context("starting the devnet chain")?;
         let sworker = SworkerSim::start(
-            local(args.sworker_port),
+            local(args.sworker_port.unwrap_or(0)),
             SworkerConfig {
                 capacity_bytes: 1 << 40,
                 srd_gib: 4096,
@@ -167,7 +181,7 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
             },
         )
         .context("starting the sWorker simulator")?;
-        let ipfs = IpfsSim::start(local(args.ipfs_port), IpfsConfig::default(), content.clone(), &sworker.url())
+        let ipfs = IpfsSim::start(local(args.ipfs_port.unwrap_or(0)), IpfsConfig::default(), content.clone(), &sworker.url())
             .context("starting the IPFS simulator")?;
         sworker.set_ipfs_url(&ipfs.url());
 
@@ -237,5 +251,112 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
     })?;
     println!("summary: {}", serde_json::to_string(&summary)?);
     drop(pg);
+    Ok(())
+}
+
+/// `smanager devnet --peers-only`: the simulators alone, until `--duration` or Ctrl-C/SIGTERM; prints the same
+/// `endpoints:` line, progress lines from the peers' own counters, and a summary of what they saw.
+fn run_peers(args: DevnetArgs) -> anyhow::Result<()> {
+    let (chain_port, sworker_port, ipfs_port) = CRUST_NODE_PORTS;
+    let system = actix_rt::System::new();
+    let summary = system.block_on(async move {
+        let content = ContentStore::new();
+        let me = account("member-0");
+        let group = GroupSpec {
+            owner: account("owner"),
+            members: std::iter::once(me)
+                .chain((1..args.group_members).map(|i| account(&format!("member-{i}"))))
+                .collect(),
+        };
+        let port = |p: Option<u16>, default: u16| p.unwrap_or(default);
+        let chain = DevChain::start(
+            ChainConfig {
+                bind: local(port(args.chain_port, chain_port)),
+                block_ms: args.block_ms.max(1),
+                scenario: ScenarioConfig {
+                    seed: args.seed,
+                    order_rate: args.order_rate,
+                    ..Default::default()
+                },
+                group: group.clone(),
+                prefill: 0,
+            },
+            Arc::new(content.clone()),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "starting the devnet chain on port {}",
+                port(args.chain_port, chain_port)
+            )
+        })?;
+        let sworker = SworkerSim::start(
+            local(port(args.sworker_port, sworker_port)),
+            SworkerConfig {
+                capacity_bytes: 1 << 40,
+                srd_gib: 4096,
+                ..Default::default()
+            },
+        )
+        .with_context(|| {
+            format!(
+                "starting the sWorker simulator on port {}",
+                port(args.sworker_port, sworker_port)
+            )
+        })?;
+        let ipfs = IpfsSim::start(
+            local(port(args.ipfs_port, ipfs_port)),
+            IpfsConfig::default(),
+            content.clone(),
+            &sworker.url(),
+        )
+        .with_context(|| {
+            format!(
+                "starting the IPFS simulator on port {}",
+                port(args.ipfs_port, ipfs_port)
+            )
+        })?;
+        sworker.set_ipfs_url(&ipfs.url());
+        println!(
+            "endpoints: {}",
+            json!({
+                "chain": chain.ws_url(), "chain_http": chain.http_url(), "sworker": sworker.url(), "ipfs": ipfs.url(),
+                "account": ss58::encode(ss58::CRUST_PREFIX, &me),
+            })
+        );
+        let started = Instant::now();
+        let deadline = args.duration.map(|d| started + Duration::from_secs(d));
+        let stop = crate::app::shutdown_signal();
+        tokio::pin!(stop);
+        let mut report = actix_rt::time::interval(Duration::from_secs(args.report_secs.max(1)));
+        let peers_summary = |chain: &DevChain, sworker: &SworkerSim, ipfs: &IpfsSim| {
+            let st = sworker.stats();
+            let ip = ipfs.stats();
+            json!({
+                "blocks": chain.finalized_number(), "orders": chain.ground_truth().orders.len(),
+                "pin_requests": ip.pin_requests, "pins_ok": ip.pins_ok,
+                "max_concurrent_same_cid": ip.max_concurrent_same_cid,
+                "sealed": st.valid, "pending": st.pending, "deletes": st.deletes,
+            })
+        };
+        loop {
+            let until_end = deadline.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = actix_rt::time::sleep(until_end) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) { break; }
+                }
+                _ = report.tick() => println!("progress: {}", peers_summary(&chain, &sworker, &ipfs)),
+            }
+        }
+        let summary = peers_summary(&chain, &sworker, &ipfs);
+        ipfs.stop().await;
+        sworker.stop().await;
+        chain.stop().await;
+        Ok::<_, anyhow::Error>(summary)
+    })?;
+    println!("summary: {summary}");
     Ok(())
 }
