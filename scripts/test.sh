@@ -107,3 +107,16 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --no-fail-fast "$@"
 fi
+
+# --- The compose stack, built and run (Docker) --------------------------------------------------------------------
+if [ "$#" -gt 0 ]; then
+  log "test filter given: the compose test is not run"
+elif [ -n "$CI" ]; then
+  log "compose test (scripts/compose-test.sh)"
+  ./scripts/compose-test.sh
+elif docker info >/dev/null 2>&1; then
+  log "compose test (scripts/compose-test.sh)"
+  ./scripts/compose-test.sh
+else
+  skip "no Docker engine answers: the compose test (scripts/compose-test.sh) is not run; as root it installs and starts one itself"
+fi
