@@ -194,3 +194,45 @@ async fn sigkill_during_catch_up_misses_and_duplicates_nothing() {
     check(&t, &chain.ground_truth());
     chain.stop().await;
 }
+
+/// Finalized heads arrive by subscription (`chain_subscribeFinalizedHeads`): with a poll interval of a minute, an order
+/// placed after the indexer went idle is still indexed at once. Polling alone would wait for the next poll.
+#[actix_rt::test]
+async fn new_heads_arrive_by_subscription_not_by_poll() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(ChainConfig::quiet(300, vec![account("m0")]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
+    let t = TestDb::migrated();
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_cooldown_secs = 3600;
+    settings.chain.poll_interval_ms = 60_000;
+    let settings = Rc::new(settings);
+    let peers = actors::start(Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/indexer-subscription".into(),
+    });
+    eventually(30, "first blocks indexed", || {
+        let b = indexed_block(&t);
+        async move { (b >= 1).then_some(()) }
+    })
+    .await;
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    let cid = content.build(71, 10_000, false, true).cid;
+    let placed = Instant::now();
+    chain.order_now(&cid, 10_000, 1);
+    eventually(30, "the order indexed well before the next poll", || {
+        let mut c = t.conn();
+        let found: Option<String> = files::table.find(&cid).select(files::cid).first(&mut c).ok();
+        async move { found.map(|_| ()) }
+    })
+    .await;
+    assert!(placed.elapsed() < Duration::from_secs(30), "{:?}", placed.elapsed());
+    smanager::app::shutdown(&peers).await;
+    chain.stop().await;
+}

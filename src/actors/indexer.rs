@@ -228,6 +228,8 @@ async fn follow(
     let mut synced = false;
     let mut syncing_since: Option<std::time::Instant> = None;
     let mut decode_failures = 0u32;
+    let mut heads = None;
+    let mut resubscribe_at = std::time::Instant::now();
     loop {
         if !synced {
             match deps.chain.is_syncing().await {
@@ -367,7 +369,40 @@ async fn follow(
             p.next_block = Some(next);
             progress.set(p);
         }
-        actix_rt::time::sleep(poll).await;
+        wait_for_head(&deps, &mut heads, &mut resubscribe_at, poll).await;
+    }
+}
+
+/// Waits for the next finalized head: woken at once by the subscription when there is one, else (and at the latest)
+/// after the poll interval. A dropped or refused subscription falls back to polling and is tried again every 30 s.
+async fn wait_for_head(
+    deps: &Deps,
+    heads: &mut Option<futures_util::stream::LocalBoxStream<'static, u64>>,
+    resubscribe_at: &mut std::time::Instant,
+    poll: Duration,
+) {
+    if heads.is_none() && std::time::Instant::now() >= *resubscribe_at {
+        match deps.chain.subscribe_finalized().await {
+            Ok(s) => {
+                log::debug!(target: "smanager::indexer", "following finalized heads by subscription");
+                *heads = Some(s);
+            }
+            Err(e) => {
+                log::debug!(target: "smanager::indexer", "polling finalized heads every {poll:?}: {e}");
+                *resubscribe_at = std::time::Instant::now() + Duration::from_secs(30);
+            }
+        }
+    }
+    match heads.as_mut() {
+        Some(s) => match actix_rt::time::timeout(poll, s.next()).await {
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => {
+                log::info!(target: "smanager::indexer", "finalized-head subscription ended; polling until it is back");
+                *heads = None;
+                *resubscribe_at = std::time::Instant::now() + Duration::from_secs(30);
+            }
+        },
+        None => actix_rt::time::sleep(poll).await,
     }
 }
 

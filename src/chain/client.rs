@@ -66,6 +66,16 @@ impl Reconnecting {
 }
 
 impl super::ChainSource for Reconnecting {
+    fn subscribe_finalized(
+        &self,
+    ) -> LocalBoxFuture<'_, Result<futures_util::stream::LocalBoxStream<'static, u64>, ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.subscribe_finalized().await;
+            self.forget_on_unavailable(r)
+        })
+    }
+
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
         Box::pin(async move {
             let c = self.client().await?;
@@ -468,6 +478,24 @@ pub fn find_order(call: &Value, cid: &[u8]) -> Option<(u64, u128)> {
 }
 
 impl super::ChainSource for SubxtChain {
+    fn subscribe_finalized(
+        &self,
+    ) -> LocalBoxFuture<'_, Result<futures_util::stream::LocalBoxStream<'static, u64>, ChainError>> {
+        use futures_util::StreamExt;
+        Box::pin(async move {
+            let sub = self
+                .rpc
+                .chain_subscribe_finalized_heads()
+                .await
+                .map_err(|e| ChainError::Unavailable(format!("chain_subscribeFinalizedHeads: {e}")))?;
+            // An error ends the stream: the indexer falls back to polling and subscribes again later.
+            Ok(sub
+                .take_while(|r| std::future::ready(r.is_ok()))
+                .filter_map(|r| std::future::ready(r.ok().map(|h| h.number)))
+                .boxed_local())
+        })
+    }
+
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>> {
         Box::pin(async move {
             let hash = self

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod ss58;
 
 use futures_util::future::LocalBoxFuture;
+use futures_util::stream::LocalBoxStream;
 
 /// A storage order as the indexer read it from a block: the call's arguments and its signer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +95,12 @@ pub const FILES_V2_SPEC: u32 = 17;
 pub trait ChainSource {
     /// Number of the newest finalized block.
     fn finalized_head(&self) -> LocalBoxFuture<'_, Result<u64, ChainError>>;
+    /// Finalized head numbers as the node announces them (`chain_subscribeFinalizedHeads`, which every Crust node
+    /// serves), so the indexer wakes at once instead of at its next poll. An error (the default) means the source
+    /// cannot subscribe: the indexer polls. The stream ends when the subscription drops.
+    fn subscribe_finalized(&self) -> LocalBoxFuture<'_, Result<LocalBoxStream<'static, u64>, ChainError>> {
+        Box::pin(async { Err(ChainError::Unavailable("no finalized-head subscription".into())) })
+    }
     /// The finalized block `number`, decoded into domain events.
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>>;
     /// Up to `count` storage keys under `prefix` after `start`, at the finalized head (metadata-free paging).
