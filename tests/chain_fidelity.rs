@@ -352,3 +352,58 @@ async fn cleanup_rereads_the_chain_before_deleting() {
     sworker.stop().await;
     chain.stop().await;
 }
+
+/// `RenewFileSuccess` refreshes the file's chain facts from its storage entry at that block: a renewed file carries
+/// its new expiry and amount, not the ones it had when it was first seen.
+#[actix_rt::test]
+async fn a_renewal_refreshes_the_files_chain_facts() {
+    let content = ContentStore::new();
+    let chain = DevChain::start(ChainConfig::quiet(0, vec![account("m0")]), Arc::new(content.clone()))
+        .await
+        .expect("chain");
+    let cid = content.build(31, 1000, false, true).cid;
+    chain.order_now(&cid, 1000, 1);
+    let ordered = chain.produce_block();
+    let before = chain.file_info(&cid).expect("stored");
+    chain.renew_now(&cid, 100_000);
+    let renewed = chain.produce_block();
+    let after = chain.file_info(&cid).expect("still stored");
+    assert!(after.expired_at > before.expired_at && after.amount > before.amount);
+
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    let b1 = client.block(u64::from(ordered)).await.expect("order block");
+    let b2 = client.block(u64::from(renewed)).await.expect("renewal block");
+    let refreshed: Vec<&ScannedFile> = b2
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ChainEvent::Refreshed(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refreshed.len(), 1, "{:?}", b2.events);
+    assert_eq!(
+        (
+            refreshed[0].cid.as_str(),
+            refreshed[0].size,
+            refreshed[0].expired_at,
+            refreshed[0].amount
+        ),
+        (cid.as_str(), 1000, after.expired_at, after.amount)
+    );
+
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    file_q::apply_block(&mut c, &b1).expect("order");
+    let outcome = file_q::apply_block(&mut c, &b2).expect("renewal");
+    assert_eq!(outcome.refreshed, 1);
+    let (expired_at, amount): (i64, bigdecimal::BigDecimal) = files::table
+        .find(&cid)
+        .select((files::expired_at, files::amount))
+        .first(&mut c)
+        .expect("row");
+    assert_eq!(expired_at, i64::from(after.expired_at));
+    assert_eq!(amount, bigdecimal::BigDecimal::from(after.amount));
+    chain.stop().await;
+}

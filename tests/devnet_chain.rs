@@ -43,6 +43,7 @@ async fn subxt_client_reads_every_order_and_close_from_20_blocks() {
                 ChainEvent::Ordered(o) => orders.entry(o.cid).or_default().push((o.size, o.tips, o.owner)),
                 ChainEvent::Closed { cid, reason } => closes.push((cid, reason)),
                 ChainEvent::Invalid { raw, reason } => panic!("invalid {raw}: {reason}"),
+                ChainEvent::Refreshed(_) => {}
             }
         }
     }

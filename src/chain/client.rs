@@ -203,7 +203,12 @@ impl SubxtChain {
             let name = ev.event_name().to_string();
             if !matches!(
                 name.as_str(),
-                "FileSuccess" | "CalculateSuccess" | "FileClosed" | "IllegalFileClosed"
+                "FileSuccess"
+                    | "CalculateSuccess"
+                    | "FileClosed"
+                    | "IllegalFileClosed"
+                    | "RenewFileSuccess"
+                    | "AddPrepaidSuccess"
             ) {
                 continue;
             }
@@ -211,7 +216,8 @@ impl SubxtChain {
                 .decode_fields_unchecked_as::<Value>()
                 .map_err(|e| decode(&format!("Market.{name}: {e}")))?;
             let values = unnamed_fields(&fields);
-            let cid_value = if name == "FileSuccess" {
+            // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
+            let cid_value = if matches!(name.as_str(), "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
                 values.get(1)
             } else {
                 values.first()
@@ -299,6 +305,19 @@ impl SubxtChain {
                         });
                     }
                 }
+                "RenewFileSuccess" | "AddPrepaidSuccess" => {
+                    if let Some((size, expired_at, amount, replicas)) =
+                        stored_file_facts(&at, &raw, spec).await.map_err(|e| unavailable(&e))?
+                    {
+                        out.push(ChainEvent::Refreshed(super::ScannedFile {
+                            cid,
+                            size,
+                            expired_at,
+                            amount,
+                            replicas,
+                        }));
+                    }
+                }
                 "FileClosed" => out.push(ChainEvent::Closed {
                     cid,
                     reason: CloseReason::Closed,
@@ -334,6 +353,16 @@ async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig
     cid: &[u8],
     spec: u32,
 ) -> Result<Option<u64>, String> {
+    Ok(stored_file_facts(at, cid, spec).await?.map(|(size, ..)| size))
+}
+
+/// The file's storage entry at `at` in the map of that block's runtime, as (size, expired_at, amount, replicas);
+/// `None` when the file is not stored. An entry that exists but does not decode counts as alive with zeros.
+async fn stored_file_facts<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig>>(
+    at: &subxt::client::ClientAtBlock<SubstrateConfig, C>,
+    cid: &[u8],
+    spec: u32,
+) -> Result<Option<(u64, u32, u128, u32)>, String> {
     let mut maps = Vec::new();
     if spec >= super::FILES_V2_SPEC {
         maps.push((keys::files_v2(cid), FileInfoLayout::V2));
@@ -349,11 +378,11 @@ async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig
             Err(e) => return Err(e.to_string()),
         };
         return match decode_file_info_as(&value, layout) {
-            Ok((size, ..)) => Ok(Some(size)),
+            Ok(facts) => Ok(Some(facts)),
             // The entry exists (so the file is alive) even if its value does not decode.
             Err(e) => {
                 log::warn!(target: "smanager::chain", "FileInfo of {} does not decode: {e}", String::from_utf8_lossy(cid));
-                Ok(Some(0))
+                Ok(Some((0, 0, 0, 0)))
             }
         };
     }

@@ -49,6 +49,9 @@ pub enum ChainEvent {
     Closed { cid: String, reason: CloseReason },
     /// Chain data that cannot be a file (a MerkleRoot that is not UTF-8 or not a CID): recorded, never dropped.
     Invalid { raw: String, reason: String },
+    /// `RenewFileSuccess` or `AddPrepaidSuccess`: the file's chain facts (size, expiry, amount, replicas) as its
+    /// storage entry holds them at that block, so a renewed file is not judged by its old expiry.
+    Refreshed(ScannedFile),
 }
 
 /// One finalized block, decoded.

@@ -55,6 +55,11 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
                     record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
                     out.invalid += 1;
                 }
+                ChainEvent::Refreshed(f) => {
+                    if refresh_chain_facts(conn, f)? {
+                        out.refreshed += 1;
+                    }
+                }
             }
         }
         out.ordered += upsert_orders(conn, &run, number)?;
@@ -77,6 +82,27 @@ pub struct BlockOutcome {
     pub ordered: usize,
     pub closed: usize,
     pub invalid: usize,
+    /// Files whose chain facts a renewal or prepaid top-up refreshed.
+    pub refreshed: usize,
+}
+
+/// A renewal or prepaid top-up: the file's chain facts as its storage entry holds them now. A decoded size of 0
+/// (an entry that did not decode) keeps the known size.
+fn refresh_chain_facts(conn: &mut PgConnection, f: &crate::chain::ScannedFile) -> Result<bool, DbError> {
+    let amount = BigDecimal::from(f.amount);
+    let size = i64::try_from(f.size).map_err(|_| DbError::Invalid(format!("file size {} out of range", f.size)))?;
+    let n = diesel::update(files::table.find(&f.cid))
+        .set((
+            files::expired_at.eq(i64::from(f.expired_at)),
+            files::amount.eq(amount),
+            files::replicas.eq(i32::try_from(f.replicas).unwrap_or(i32::MAX)),
+            files::size_bytes.eq(diesel::dsl::sql::<BigInt>(&format!(
+                "CASE WHEN {size} > 0 THEN {size} ELSE files.size_bytes END"
+            ))),
+            files::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }
 
 fn block_i64(n: u64) -> Result<i64, DbError> {

@@ -24,7 +24,7 @@ impl GrowingChain {
                 ChainEvent::Closed { cid, .. } => {
                     self.live.borrow_mut().remove(cid);
                 }
-                ChainEvent::Invalid { .. } => {}
+                ChainEvent::Invalid { .. } | ChainEvent::Refreshed(_) => {}
             }
         }
         let mut b = self.blocks.borrow_mut();

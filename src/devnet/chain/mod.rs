@@ -539,6 +539,18 @@ impl DevChain {
     }
 
     /// Closes a file in the next block (`illegal`: `IllegalFileClosed`, else `calculate_reward` → `FileClosed`).
+    /// Renews a stored file in the next block (expiry + `extra_blocks`, more amount), with `RenewFileSuccess`.
+    pub fn renew_now(&self, cid: &str, extra_blocks: u32) {
+        if let Ok(mut c) = self.shared.lock() {
+            c.scenario.renewals.push((cid.to_string(), extra_blocks));
+        }
+    }
+
+    /// The file's `Market.FilesV2` entry as the devnet holds it now.
+    pub fn file_info(&self, cid: &str) -> Option<types::FileInfoV2> {
+        self.shared.lock().ok().and_then(|c| c.files.get(cid).cloned())
+    }
+
     pub fn close_now(&self, cid: &str, illegal: bool) {
         if let Ok(mut c) = self.shared.lock() {
             c.scenario.manual_closes.push((cid.to_string(), illegal));

@@ -100,6 +100,9 @@ pub struct Scenario {
     /// Orders whose call the indexer cannot see (the place call travels as opaque bytes, as through
     /// `multisig.as_multi`'s `OpaqueCall`): only the FileSuccess event and the storage entry tell of them.
     pub opaque_orders: Vec<(String, u64)>,
+    /// Renewals tests asked for (CID, blocks added to its expiry), applied in the next block through
+    /// `calculate_reward` as the pallet renews from the prepaid pool: `RenewFileSuccess`.
+    pub renewals: Vec<(String, u32)>,
     next_file: u64,
 }
 
@@ -403,6 +406,22 @@ impl Scenario {
             let mut call = vec![index::SYSTEM, 0];
             place_call(market, &cid, size, 0).encode_to(&mut call);
             st.submit(&who, call, vec![file_success(market, &who, &cid)]);
+        }
+        for (cid, extra) in std::mem::take(&mut self.renewals) {
+            let Some(mut f) = st.files.get(&cid).cloned() else {
+                continue;
+            };
+            f.expired_at = f.expired_at.max(now) + extra;
+            f.amount += 5_000_000;
+            f.prepaid = f.prepaid.saturating_sub(5_000_000);
+            st.put_file(&cid, f);
+            let market = super::metadata::market_index(st.spec);
+            let caller = account("eve");
+            let mut call = vec![market, 6];
+            cid.as_bytes().to_vec().encode_to(&mut call);
+            let mut renewed = caller.to_vec();
+            cid.as_bytes().to_vec().encode_to(&mut renewed);
+            st.submit(&caller, call, vec![(market, 1, renewed)]);
         }
         for (cid, illegal) in std::mem::take(&mut self.manual_closes) {
             if illegal {
