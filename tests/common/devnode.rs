@@ -14,6 +14,9 @@ use smanager::devnet::sworker::{SworkerConfig, SworkerSim};
 
 use crate::common::TestDb;
 
+/// (seen_by_event, seen_by_scan, first_seen_block, status, reason) of one file on one node.
+pub type Provenance = (bool, bool, Option<i64>, smanager::db::FileStatus, Option<String>);
+
 pub struct Node {
     pub db: TestDb,
     pub sworker: SworkerSim,
@@ -85,6 +88,28 @@ impl Node {
         use smanager::db::schema::files;
         let q = files::table.find(cid).select((files::status, files::status_reason));
         q.first(&mut self.db.conn()).ok()
+    }
+
+    /// How the file reached this node: (seen_by_event, seen_by_scan, first_seen_block, status, reason).
+    pub fn provenance(&self, cid: &str) -> Option<Provenance> {
+        use diesel::prelude::*;
+        use smanager::db::schema::files;
+        let q = files::table.find(cid).select((
+            files::seen_by_event,
+            files::seen_by_scan,
+            files::first_seen_block,
+            files::status,
+            files::status_reason,
+        ));
+        q.first(&mut self.db.conn()).ok()
+    }
+
+    /// The indexer's cursor (last block applied).
+    pub fn indexed_block(&self) -> Option<i64> {
+        smanager::db::state::cursor(&mut self.db.conn(), smanager::db::state::INDEXER_CURSOR)
+            .ok()
+            .flatten()
+            .and_then(|c| c.block_number)
     }
 
     pub async fn stop(self) {
