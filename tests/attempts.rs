@@ -31,6 +31,14 @@ fn insert_new(conn: &mut PgConnection, cid: &str) {
     .expect("insert");
 }
 
+/// Queues a pin for the `new` file and claims its lease, as the Picker and the Puller do.
+fn running_pin(conn: &mut PgConnection, cid: &str) -> smanager::db::Pin {
+    let pin = file_q::queue_pin(conn, cid, Lane::Small, 1000)
+        .expect("queue")
+        .expect("queued");
+    pins::claim(conn, pin.id, "test", 60).expect("claim").expect("claimed")
+}
+
 fn attempts(conn: &mut PgConnection, cid: &str) -> i32 {
     files::table
         .find(cid)
@@ -51,10 +59,7 @@ fn only_real_failures_spend_attempts() {
         max_attempts: 3,
     };
     let attempt = |kind: FailKind, c: &mut PgConnection| {
-        let pin = file_q::queue_pin(c, cid, Lane::Small, 1000)
-            .expect("queue")
-            .expect("queued");
-        pins::claim(c, pin.id, "test", 60).expect("claim").expect("claimed");
+        let pin = running_pin(c, cid);
         let status = pins::finish_err(c, pin.id, "boom", kind, &policy)
             .expect("finish")
             .expect("live");
@@ -70,12 +75,7 @@ fn only_real_failures_spend_attempts() {
     // The third real failure gives up (maxAttempts 3), however many waits came between.
     attempt(FailKind::NoSpace, &mut c);
     attempt(FailKind::Error, &mut c);
-    let pin = file_q::queue_pin(&mut c, cid, Lane::Small, 1000)
-        .expect("queue")
-        .expect("queued");
-    pins::claim(&mut c, pin.id, "test", 60)
-        .expect("claim")
-        .expect("claimed");
+    let pin = running_pin(&mut c, cid);
     let status = pins::finish_err(&mut c, pin.id, "boom", FailKind::Error, &policy).expect("finish");
     assert_eq!(status, Some(FileStatus::Failed));
     assert_eq!(attempts(&mut c, cid), 3);
@@ -167,12 +167,7 @@ fn space_waits_back_off() {
     }
     assert_eq!(delays, [60, 120, 240, 300, 300]);
     // A pin that fails for space continues the same count.
-    let pin = file_q::queue_pin(&mut c, cid, Lane::Small, 1000)
-        .expect("queue")
-        .expect("queued");
-    pins::claim(&mut c, pin.id, "test", 60)
-        .expect("claim")
-        .expect("claimed");
+    let pin = running_pin(&mut c, cid);
     pins::finish_err(&mut c, pin.id, "8016", FailKind::NoSpace, &policy).expect("finish");
     let waits: i32 = files::table
         .find(cid)
@@ -189,12 +184,7 @@ fn space_waits_back_off() {
         None,
     )
     .expect("new");
-    let pin = file_q::queue_pin(&mut c, cid, Lane::Small, 1000)
-        .expect("queue")
-        .expect("queued");
-    pins::claim(&mut c, pin.id, "test", 60)
-        .expect("claim")
-        .expect("claimed");
+    let pin = running_pin(&mut c, cid);
     pins::finish_ok(&mut c, pin.id).expect("sealed");
     let waits: i32 = files::table
         .find(cid)

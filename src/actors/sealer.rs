@@ -3,8 +3,8 @@
 //! On every check it reads the sWorker's pending map: live pins get their `sealed_size` recorded, and a pin whose
 //! seal has not grown for `sealer.stallChecks` checks in a row is cancelled (`storage/seal_end`) and its pin aborted.
 //! Pending seals that no live pin explains (left by a crash, or by someone else) are ended after a grace period; when
-//! each was first seen is kept in PostgreSQL so the grace survives restarts. When a pin returns, the sWorker's
-//! `file/info` confirms the file is valid.
+//! each was first seen is kept in PostgreSQL so the grace survives restarts. A returned pin is confirmed valid by the
+//! Puller (`file/info`) before it reaches the Sealer, which records the seal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -15,12 +15,11 @@ use chrono::{DateTime, Utc};
 use super::puller::Abort;
 use super::{Deps, RestartActor, SharedPeers, Shutdown};
 use crate::db::{pins, state, DbError, PinStatus};
-use crate::sworker::FileState;
 
 /// kv key: CID → when a pending seal without a pin was first seen.
 pub const KV_ORPHAN_SEALS: &str = "orphan_seals";
 
-/// A pin returned: the file is sealed; confirm with the sWorker.
+/// A pin returned and the sWorker confirmed the file valid: record the seal.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Pinned {
@@ -192,37 +191,18 @@ impl Handler<CheckNow> for Sealer {
 
 impl Handler<Pinned> for Sealer {
     type Result = ();
-    fn handle(&mut self, msg: Pinned, ctx: &mut Self::Context) {
-        let sworker = self.deps.sworker.clone();
-        let fut = async move {
-            match sworker.file_info(&msg.cid).await {
-                Ok(Some(FileState::Valid { size })) => {
-                    let m = &crate::metrics::METRICS;
-                    m.seals_total.with_label_values(&["confirmed"]).inc();
-                    if let Some(start) = msg.started_at {
-                        let secs = (Utc::now() - start).num_milliseconds().max(0) as f64 / 1000.0;
-                        m.seal_duration_seconds
-                            .with_label_values(&[msg.lane.as_str()])
-                            .observe(secs);
-                    }
-                    log::info!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id, size = size; "sWorker confirms the file is valid")
-                }
-                Ok(Some(other)) => {
-                    crate::metrics::METRICS
-                        .seals_total
-                        .with_label_values(&["unconfirmed"])
-                        .inc();
-                    log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id; "pin returned but sWorker reports {other:?}")
-                }
-                Ok(None) => {
-                    log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id; "pin returned but sWorker does not know the file")
-                }
-                Err(e) => {
-                    log::warn!(target: "smanager::sealer", cid = msg.cid.as_str(); "cannot confirm seal: {e}")
-                }
-            }
-        };
-        ctx.spawn(fut.into_actor(self));
+    /// The Puller has already seen `file/info` say valid (it confirms before ending a pin), so this only records the
+    /// seal's duration; asking the sWorker again would repeat that call for every file.
+    fn handle(&mut self, msg: Pinned, _: &mut Self::Context) {
+        let m = &crate::metrics::METRICS;
+        m.seals_total.with_label_values(&["confirmed"]).inc();
+        if let Some(start) = msg.started_at {
+            let secs = (Utc::now() - start).num_milliseconds().max(0) as f64 / 1000.0;
+            m.seal_duration_seconds
+                .with_label_values(&[msg.lane.as_str()])
+                .observe(secs);
+        }
+        log::debug!(target: "smanager::sealer", cid = msg.cid.as_str(), pin = msg.pin_id; "seal recorded");
     }
 }
 

@@ -114,11 +114,7 @@ pub fn load_with_warnings(sources: &Sources) -> Result<(Settings, Vec<String>), 
     let merged = builder
         .build()
         .map_err(|e| ConfigError::invalid("<config>", e.to_string()))?;
-    let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
-        let key = e.path().to_string();
-        ConfigError::invalid(&key, e.into_inner().to_string())
-    })?;
-    validate::validate(&settings)?;
+    let settings = typed(merged)?;
     let w = settings.scheduler.strategy.weights();
     if w.new_files_weight + w.db_files_weight == 0 {
         warnings.push(
@@ -169,12 +165,20 @@ pub fn with_overrides(settings: &Settings, sets: &[String]) -> Result<Settings, 
             }
         }
     }
-    let out: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
+    typed(tree)
+}
+
+/// The typed, validated settings from a merged tree; a type error names the key's path.
+fn typed<'de, D: serde::Deserializer<'de>>(tree: D) -> Result<Settings, ConfigError>
+where
+    D::Error: std::fmt::Display,
+{
+    let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::invalid(&key, e.into_inner().to_string())
     })?;
-    validate::validate(&out)?;
-    Ok(out)
+    validate::validate(&settings)?;
+    Ok(settings)
 }
 
 /// Every leaf key path in its canonical case, e.g. `scheduler.minSrdRatio`.

@@ -138,16 +138,18 @@ fn summarize(db: &Db, chain: &DevChain, sworker: &SworkerSim, group: &GroupSpec)
 /// crust-node's ports: chain WebSocket, sWorker API, IPFS RPC.
 pub const CRUST_NODE_PORTS: (u16, u16, u16) = (19944, 12222, 5001);
 
-/// Runs the devnet until `--duration` elapses or Ctrl-C/SIGTERM.
-pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
-    crate::logging::init(log_format);
-    if args.peers_only {
-        return run_peers(args);
-    }
-    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref()).context("starting PostgreSQL")?;
-    let pg_url = pg.url.clone();
-    let system = actix_rt::System::new();
-    let summary = system.block_on(async move {
+/// The simulated crust-node: chain, sWorker and IPFS, and the group this node (`me`) belongs to.
+struct Peers {
+    me: [u8; 32],
+    group: GroupSpec,
+    chain: DevChain,
+    sworker: SworkerSim,
+    ipfs: IpfsSim,
+}
+
+impl Peers {
+    /// Starts the three simulators; a port flag left out takes `default` (0 = any free port).
+    async fn start(args: &DevnetArgs, default: (u16, u16, u16)) -> anyhow::Result<Peers> {
         let content = ContentStore::new();
         let me = account("member-0");
         let group = GroupSpec {
@@ -156,9 +158,10 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
                 .chain((1..args.group_members).map(|i| account(&format!("member-{i}"))))
                 .collect(),
         };
+        let chain_port = args.chain_port.unwrap_or(default.0);
         let chain = DevChain::start(
             ChainConfig {
-                bind: local(args.chain_port.unwrap_or(0)),
+                bind: local(chain_port),
                 block_ms: args.block_ms.max(1),
                 scenario: ScenarioConfig {
                     seed: args.seed,
@@ -171,27 +174,91 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
             Arc::new(content.clone()),
         )
         .await
-        .context("starting the devnet chain")?;
+        .with_context(|| format!("starting the devnet chain on port {chain_port}"))?;
+        let sworker_port = args.sworker_port.unwrap_or(default.1);
         let sworker = SworkerSim::start(
-            local(args.sworker_port.unwrap_or(0)),
+            local(sworker_port),
             SworkerConfig {
                 capacity_bytes: 1 << 40,
                 srd_gib: 4096,
                 ..Default::default()
             },
         )
-        .context("starting the sWorker simulator")?;
-        let ipfs = IpfsSim::start(local(args.ipfs_port.unwrap_or(0)), IpfsConfig::default(), content.clone(), &sworker.url())
-            .context("starting the IPFS simulator")?;
+        .with_context(|| format!("starting the sWorker simulator on port {sworker_port}"))?;
+        let ipfs_port = args.ipfs_port.unwrap_or(default.2);
+        let ipfs = IpfsSim::start(local(ipfs_port), IpfsConfig::default(), content.clone(), &sworker.url())
+            .with_context(|| format!("starting the IPFS simulator on port {ipfs_port}"))?;
         sworker.set_ipfs_url(&ipfs.url());
+        Ok(Peers {
+            me,
+            group,
+            chain,
+            sworker,
+            ipfs,
+        })
+    }
 
+    fn account(&self) -> String {
+        ss58::encode(ss58::CRUST_PREFIX, &self.me)
+    }
+
+    /// The `endpoints:` line's common part; callers add their own keys.
+    fn endpoints(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("chain".into(), self.chain.ws_url().into());
+        m.insert("chain_http".into(), self.chain.http_url().into());
+        m.insert("sworker".into(), self.sworker.url().into());
+        m.insert("ipfs".into(), self.ipfs.url().into());
+        m.insert("account".into(), self.account().into());
+        m
+    }
+
+    async fn stop(self) {
+        self.ipfs.stop().await;
+        self.sworker.stop().await;
+        self.chain.stop().await;
+    }
+}
+
+/// Runs until `--duration` elapses or Ctrl-C/SIGTERM, printing `progress: {report()}` every `--report-secs`.
+async fn until_stopped(args: &DevnetArgs, mut report: impl FnMut(Duration) -> String) {
+    let started = Instant::now();
+    let deadline = args.duration.map(|d| started + Duration::from_secs(d));
+    let stop = crate::app::shutdown_signal();
+    tokio::pin!(stop);
+    let mut tick = actix_rt::time::interval(Duration::from_secs(args.report_secs.max(1)));
+    loop {
+        let until_end = deadline.map_or(Duration::from_secs(3600), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = actix_rt::time::sleep(until_end) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) { break; }
+            }
+            _ = tick.tick() => println!("progress: {}", report(started.elapsed())),
+        }
+    }
+}
+
+/// Runs the devnet until `--duration` elapses or Ctrl-C/SIGTERM.
+pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
+    crate::logging::init(log_format);
+    if args.peers_only {
+        return run_peers(args);
+    }
+    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref()).context("starting PostgreSQL")?;
+    let pg_url = pg.url.clone();
+    let system = actix_rt::System::new();
+    let summary = system.block_on(async move {
+        let peers = Peers::start(&args, (0, 0, 0)).await?;
         let mut s = Settings::default();
-        s.chain.account = ss58::encode(ss58::CRUST_PREFIX, &me);
-        s.chain.end_point = chain.ws_url();
+        s.chain.account = peers.account();
+        s.chain.end_point = peers.chain.ws_url();
         s.chain.poll_interval_ms = 200;
         s.chain.group_refresh_secs = 5;
-        s.sworker.end_point = sworker.url();
-        s.ipfs.end_point = ipfs.url();
+        s.sworker.end_point = peers.sworker.url();
+        s.ipfs.end_point = peers.ipfs.url();
         s.ipfs.gc_interval_secs = 60;
         s.database.url = pg_url.clone();
         s.admin.bind = local(args.admin_port).to_string();
@@ -208,45 +275,34 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
         db.migrate().context("migrating the devnet database")?;
         let settings = Rc::new(s);
         let chain_source = crate::chain::client::connect(&settings.chain);
-        let peers = crate::app::start_pipeline(settings.clone(), db.clone(), chain_source);
-        let admin = crate::http::start(&settings, db.clone(), Some(peers.clone())).context("starting admin HTTP")?;
-        println!(
-            "endpoints: {}",
-            json!({
-                "chain": chain.ws_url(), "chain_http": chain.http_url(), "sworker": sworker.url(), "ipfs": ipfs.url(),
-                "admin": format!("http://{}", admin.addr), "database": crate::config::redact_url(&pg_url),
-                "account": settings.chain.account,
-            })
-        );
-        let started = Instant::now();
-        let deadline = args.duration.map(|d| started + Duration::from_secs(d));
-        let stop = crate::app::shutdown_signal();
-        tokio::pin!(stop);
-        let mut report = actix_rt::time::interval(Duration::from_secs(args.report_secs.max(1)));
-        loop {
-            let until_end = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = actix_rt::time::sleep(until_end) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) { break; }
-                }
-                _ = report.tick() => {
-                    match summarize(&db, &chain, &sworker, &group) {
-                        Ok(s) => println!(
-                            "progress: t={}s block={} orders={} indexed={} queued={} pulling={} sealed={} cleaned={} failed={}",
-                            started.elapsed().as_secs(), s.blocks, s.orders, s.indexed, s.queued, s.pulling, s.sealed, s.cleaned, s.failed
-                        ),
-                        Err(e) => println!("progress: unavailable ({e})"),
-                    }
-                }
+        let actors = crate::app::start_pipeline(settings.clone(), db.clone(), chain_source);
+        let admin = crate::http::start(&settings, db.clone(), Some(actors.clone())).context("starting admin HTTP")?;
+        let mut endpoints = peers.endpoints();
+        endpoints.insert("admin".into(), format!("http://{}", admin.addr).into());
+        endpoints.insert("database".into(), crate::config::redact_url(&pg_url).into());
+        println!("endpoints: {}", serde_json::Value::Object(endpoints));
+        until_stopped(&args, |elapsed| {
+            match summarize(&db, &peers.chain, &peers.sworker, &peers.group) {
+                Ok(s) => format!(
+                    "t={}s block={} orders={} indexed={} queued={} pulling={} sealed={} cleaned={} failed={}",
+                    elapsed.as_secs(),
+                    s.blocks,
+                    s.orders,
+                    s.indexed,
+                    s.queued,
+                    s.pulling,
+                    s.sealed,
+                    s.cleaned,
+                    s.failed
+                ),
+                Err(e) => format!("unavailable ({e})"),
             }
-        }
-        crate::app::shutdown(&peers).await;
-        let summary = summarize(&db, &chain, &sworker, &group);
+        })
+        .await;
+        crate::app::shutdown(&actors).await;
+        let summary = summarize(&db, &peers.chain, &peers.sworker, &peers.group);
         admin.handle.stop(true).await;
-        ipfs.stop().await;
-        sworker.stop().await;
-        chain.stop().await;
+        peers.stop().await;
         summary
     })?;
     println!("summary: {}", serde_json::to_string(&summary)?);
@@ -257,104 +313,23 @@ pub fn run(args: DevnetArgs, log_format: LogFormat) -> anyhow::Result<()> {
 /// `smanager devnet --peers-only`: the simulators alone, until `--duration` or Ctrl-C/SIGTERM; prints the same
 /// `endpoints:` line, progress lines from the peers' own counters, and a summary of what they saw.
 fn run_peers(args: DevnetArgs) -> anyhow::Result<()> {
-    let (chain_port, sworker_port, ipfs_port) = CRUST_NODE_PORTS;
     let system = actix_rt::System::new();
     let summary = system.block_on(async move {
-        let content = ContentStore::new();
-        let me = account("member-0");
-        let group = GroupSpec {
-            owner: account("owner"),
-            members: std::iter::once(me)
-                .chain((1..args.group_members).map(|i| account(&format!("member-{i}"))))
-                .collect(),
-        };
-        let port = |p: Option<u16>, default: u16| p.unwrap_or(default);
-        let chain = DevChain::start(
-            ChainConfig {
-                bind: local(port(args.chain_port, chain_port)),
-                block_ms: args.block_ms.max(1),
-                scenario: ScenarioConfig {
-                    seed: args.seed,
-                    order_rate: args.order_rate,
-                    ..Default::default()
-                },
-                group: group.clone(),
-                prefill: 0,
-            },
-            Arc::new(content.clone()),
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "starting the devnet chain on port {}",
-                port(args.chain_port, chain_port)
-            )
-        })?;
-        let sworker = SworkerSim::start(
-            local(port(args.sworker_port, sworker_port)),
-            SworkerConfig {
-                capacity_bytes: 1 << 40,
-                srd_gib: 4096,
-                ..Default::default()
-            },
-        )
-        .with_context(|| {
-            format!(
-                "starting the sWorker simulator on port {}",
-                port(args.sworker_port, sworker_port)
-            )
-        })?;
-        let ipfs = IpfsSim::start(
-            local(port(args.ipfs_port, ipfs_port)),
-            IpfsConfig::default(),
-            content.clone(),
-            &sworker.url(),
-        )
-        .with_context(|| {
-            format!(
-                "starting the IPFS simulator on port {}",
-                port(args.ipfs_port, ipfs_port)
-            )
-        })?;
-        sworker.set_ipfs_url(&ipfs.url());
-        println!(
-            "endpoints: {}",
+        let peers = Peers::start(&args, CRUST_NODE_PORTS).await?;
+        println!("endpoints: {}", serde_json::Value::Object(peers.endpoints()));
+        let counters = |peers: &Peers| {
+            let st = peers.sworker.stats();
+            let ip = peers.ipfs.stats();
             json!({
-                "chain": chain.ws_url(), "chain_http": chain.http_url(), "sworker": sworker.url(), "ipfs": ipfs.url(),
-                "account": ss58::encode(ss58::CRUST_PREFIX, &me),
-            })
-        );
-        let started = Instant::now();
-        let deadline = args.duration.map(|d| started + Duration::from_secs(d));
-        let stop = crate::app::shutdown_signal();
-        tokio::pin!(stop);
-        let mut report = actix_rt::time::interval(Duration::from_secs(args.report_secs.max(1)));
-        let peers_summary = |chain: &DevChain, sworker: &SworkerSim, ipfs: &IpfsSim| {
-            let st = sworker.stats();
-            let ip = ipfs.stats();
-            json!({
-                "blocks": chain.finalized_number(), "orders": chain.ground_truth().orders.len(),
+                "blocks": peers.chain.finalized_number(), "orders": peers.chain.ground_truth().orders.len(),
                 "pin_requests": ip.pin_requests, "pins_ok": ip.pins_ok,
                 "max_concurrent_same_cid": ip.max_concurrent_same_cid,
                 "sealed": st.valid, "pending": st.pending, "deletes": st.deletes,
             })
         };
-        loop {
-            let until_end = deadline.map_or(Duration::from_secs(3600), |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = actix_rt::time::sleep(until_end) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) { break; }
-                }
-                _ = report.tick() => println!("progress: {}", peers_summary(&chain, &sworker, &ipfs)),
-            }
-        }
-        let summary = peers_summary(&chain, &sworker, &ipfs);
-        ipfs.stop().await;
-        sworker.stop().await;
-        chain.stop().await;
+        until_stopped(&args, |_| counters(&peers).to_string()).await;
+        let summary = counters(&peers);
+        peers.stop().await;
         Ok::<_, anyhow::Error>(summary)
     })?;
     println!("summary: {summary}");
