@@ -34,10 +34,13 @@ pub struct Stats {
     pub scanned_files: i64,
     /// Pins that ended in the last hour, by final status.
     pub last_hour: BTreeMap<String, i64>,
-    /// Why files are not stored: skip, wait and failure reasons with their counts.
-    pub reasons: Vec<ReasonCount>,
-    /// Files and bytes sealed per hour over the last 24 hours, oldest first (24 buckets).
-    pub sealed_24h: Vec<HourBucket>,
+    /// Why files are not stored: skip, wait and failure reasons with their counts (filled by [`operator_view`] for
+    /// the JSON API and the status page, not on every readiness probe or scrape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<ReasonCount>>,
+    /// Files and bytes sealed per hour over the last 24 hours, oldest first (24 buckets; [`operator_view`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed_24h: Option<Vec<HourBucket>>,
     pub at: DateTime<Utc>,
 }
 
@@ -63,6 +66,14 @@ pub struct HourBucket {
     pub files: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub bytes: i64,
+}
+
+/// [`snapshot`] plus what only an operator looking at the status page needs: reasons with counts and 24 hours of seals.
+pub fn operator_view(conn: &mut PgConnection) -> Result<Stats, DbError> {
+    let mut st = snapshot(conn)?;
+    st.reasons = Some(reasons(conn)?);
+    st.sealed_24h = Some(sealed_per_hour(conn, Utc::now())?);
+    Ok(st)
 }
 
 /// The SQL that turns a file's reason into its group key; `files::list` filters with the same expression.
@@ -138,8 +149,8 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         alarms: state::unrecovered_undecodable(conn)?,
         scanned_files,
         last_hour,
-        reasons: reasons(conn)?,
-        sealed_24h: sealed_per_hour(conn, Utc::now())?,
+        reasons: None,
+        sealed_24h: None,
         at: Utc::now(),
     })
 }

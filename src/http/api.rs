@@ -177,7 +177,7 @@ async fn stats_route(state: web::Data<AppState>) -> HttpResponse {
     let r = state
         .db
         .run(|c| {
-            let st = stats::snapshot(c)?;
+            let st = stats::operator_view(c)?;
             let recent_pins = pins::recent(c, 20)?;
             let failures = files::recent_failures(c, 20)?;
             Ok((st, recent_pins, failures))
