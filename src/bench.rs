@@ -1,12 +1,15 @@
 //! `smanager bench`: indexing throughput against a devnet chain in a separate process (so its memory does not count):
-//! a full FilesV2 scan into PostgreSQL (orders/s), a catch-up of a day of blocks (blocks/s), and this process's peak
-//! RSS; then the pick latency of the whole pipeline on an in-process devnet. Prints one JSON line.
+//! a full FilesV2 scan into PostgreSQL (orders/s) and a catch-up of a day of blocks (blocks/s), each next to the raw
+//! limit measured in the same run (the chain serving the same pages or blocks with nothing decoded, PostgreSQL
+//! copying the same rows) and the ratio to it; steady state with every scanned file indexed (RSS, CPU per idle
+//! minute, admin API p95); then the pick latency of the whole pipeline on an in-process devnet. Prints one JSON line.
 
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 
 use crate::actors::Peers;
@@ -26,6 +29,15 @@ pub struct BenchArgs {
     /// Orders per block in those blocks.
     #[arg(long, default_value_t = 20)]
     pub orders_per_block: u32,
+    /// Seconds of steady state measured for CPU; 0 skips the steady-state phase.
+    #[arg(long, default_value_t = 60)]
+    pub steady_secs: u64,
+    /// Seconds the steady-state pipeline runs before it is measured (its first rounds judge a backlog).
+    #[arg(long, default_value_t = 45)]
+    pub settle_secs: u64,
+    /// Only the catch-up phase (for profiling it); the report's other fields are null.
+    #[arg(long)]
+    pub catchup_only: bool,
 }
 
 /// This process's peak resident set (VmHWM), in bytes.
@@ -64,7 +76,8 @@ fn start_actors(settings: Settings, db: Db) -> Peers {
     crate::app::start_pipeline(settings, db, chain)
 }
 
-/// Runs the benchmark and prints `{"orders_per_sec", "catchup_blocks_per_sec", "peak_rss_bytes", …}`.
+/// Runs the benchmark and prints one JSON line: our rates, the raw limits measured in the same run against the same
+/// chain process and PostgreSQL, their ratios, steady state at the scanned size, and the pick latency.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the smanager binary")?;
     let mut chain = Command::new(exe)
@@ -90,34 +103,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         };
         eprintln!("chain ready at {url}");
+        use crate::chain::ChainSource as _;
+        let raw = crate::chain::client::SubxtChain::connect(&url).await?;
+        let head = raw.finalized_head().await?;
 
-        // 1. Full FilesV2 scan into PostgreSQL (events disabled: the cursor starts at the head).
-        let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
-        let db = Db::connect(&bench_settings(&url, &pg.url).database)?;
-        db.migrate()?;
-        let head = {
-            let s = bench_settings(&url, &pg.url);
-            let c = crate::chain::client::connect(&s.chain);
-            c.finalized_head().await?
+        let scan = if args.catchup_only {
+            None
+        } else {
+            Some(scan_phase(&url, &raw, head, (args.settle_secs, args.steady_secs)).await?)
         };
-        {
-            let mut c = db.conn()?;
-            state::set_block_cursor(&mut c, state::INDEXER_CURSOR, head as i64, "0x0")?;
-        }
-        let started = Instant::now();
-        let peers = start_actors(bench_settings(&url, &pg.url), db.clone());
-        let scanned = loop {
-            actix_rt::time::sleep(Duration::from_millis(200)).await;
-            let mut c = db.conn()?;
-            if state::cursor(&mut c, state::SCANNER_CURSOR)?.is_some_and(|c| c.scan_round >= 1) {
-                break crate::db::stats::snapshot(&mut c)?.scanned_files;
-            }
-        };
-        let scan_secs = started.elapsed().as_secs_f64();
-        crate::app::shutdown(&peers).await;
 
-        // 2. Catch-up of `blocks` blocks from the first one, into a fresh database.
-        drop(pg);
+        // 3. Catch-up of `blocks` blocks from the first one, into a fresh database.
         let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
         let db = Db::connect(&bench_settings(&url, &pg.url).database)?;
         db.migrate()?;
@@ -130,7 +126,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let peers = start_actors(bench_settings(&url, &pg.url), db.clone());
         loop {
-            actix_rt::time::sleep(Duration::from_millis(200)).await;
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
             let mut c = db.conn()?;
             let at = state::cursor(&mut c, state::INDEXER_CURSOR)?
                 .and_then(|c| c.block_number)
@@ -141,32 +137,55 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let catchup_secs = started.elapsed().as_secs_f64();
         crate::app::shutdown(&peers).await;
+        let catchup_rate = head as f64 / catchup_secs;
         let orders: i64 = {
-            use diesel::prelude::*;
             let mut c = db.conn()?;
-            crate::db::schema::file_owners::table
-                .select(diesel::dsl::sum(crate::db::schema::file_owners::orders))
-                .first::<Option<i64>>(&mut c)?
-                .unwrap_or(0)
+            crate::db::files::total_orders(&mut c)?
         };
+        eprintln!("catch-up: {head} blocks in {catchup_secs:.1} s");
+
+        // Its limits: the same blocks fetched raw (same prefetch depth), the same rows copied raw.
+        let raw_started = Instant::now();
+        let raw_bytes = raw_blocks(&raw, head).await?;
+        let block_chain_rate = head as f64 / raw_started.elapsed().as_secs_f64();
+        let floor = {
+            let mut c = db.conn()?;
+            crate::db::floor::copy_floor(&mut c, true)?
+        };
+        let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
+        eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s");
         drop(pg);
         let peak_rss = peak_rss_bytes();
 
-        // 3. Pick latency: from a block with a new order being finalized to that order's pin/add reaching IPFS.
-        let latencies = pick_latency(20).await?;
-        let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
-        let max = latencies.last().copied().unwrap_or(0);
+        // 4. Pick latency: from a block with a new order being finalized to that order's pin/add reaching IPFS.
+        let latencies = if args.catchup_only { Vec::new() } else { pick_latency(20).await? };
+        let p50 = latencies.get(latencies.len() / 2).copied();
+        let max = latencies.last().copied();
+        let ratio = |x: f64| (x * 1000.0).round() / 1000.0;
+        let steady = scan.as_ref().and_then(|s| s.steady.as_ref());
         Ok(serde_json::json!({
-            "orders_per_sec": (scanned as f64 / scan_secs).round(),
-            "catchup_blocks_per_sec": (f64::from(args.blocks) / catchup_secs).round(),
-            "peak_rss_bytes": peak_rss,
+            "orders_per_sec": scan.as_ref().map(|s| s.rate.round()),
+            "scan_chain_limit_per_sec": scan.as_ref().map(|s| s.chain_rate.round()),
+            "scan_pg_limit_per_sec": scan.as_ref().map(|s| s.pg_rate.round()),
+            "scan_limit_ratio": scan.as_ref().map(|s| ratio(s.rate / s.chain_rate.min(s.pg_rate))),
+            "catchup_blocks_per_sec": catchup_rate.round(),
+            "catchup_chain_limit_blocks_per_sec": block_chain_rate.round(),
+            "catchup_pg_limit_blocks_per_sec": block_pg_rate.round(),
+            "catchup_limit_ratio": ratio(catchup_rate / block_chain_rate.min(block_pg_rate)),
             "pick_latency_ms_p50": p50,
             "pick_latency_ms_max": max,
-            "scanned_files": scanned,
-            "scan_secs": (scan_secs * 10.0).round() / 10.0,
+            "steady_files": steady.map(|s| s.files),
+            "steady_rss_bytes": steady.map(|s| s.rss_bytes),
+            "steady_cpu_ms_per_idle_min": steady.map(|s| s.cpu_ms_per_min),
+            "api_files_p95_ms": steady.map(|s| s.files_p95_ms),
+            "api_stats_p95_ms": steady.map(|s| s.stats_p95_ms),
+            "peak_rss_bytes": peak_rss,
+            "scanned_files": scan.as_ref().map(|s| s.scanned),
+            "scan_secs": scan.as_ref().map(|s| (s.secs * 10.0).round() / 10.0),
             "catchup_blocks": head,
             "catchup_orders": orders,
             "catchup_secs": (catchup_secs * 10.0).round() / 10.0,
+            "machine": machine(),
         }))
     });
     let _ = chain.kill();
@@ -174,6 +193,243 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = result?;
     println!("{report}");
     Ok(())
+}
+
+/// The scan phase's figures.
+struct ScanReport {
+    scanned: i64,
+    secs: f64,
+    rate: f64,
+    chain_rate: f64,
+    pg_rate: f64,
+    steady: Option<Steady>,
+}
+
+/// A full FilesV2 scan into a fresh database (events disabled: the cursor starts at the head), its limits (the same
+/// pages served raw, the same rows copied into PostgreSQL raw), then steady state over what it indexed.
+async fn scan_phase(
+    url: &str,
+    raw: &crate::chain::client::SubxtChain,
+    head: u64,
+    (settle_secs, steady_secs): (u64, u64),
+) -> anyhow::Result<ScanReport> {
+    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
+    let settings = bench_settings(url, &pg.url);
+    let db = Db::connect(&settings.database)?;
+    db.migrate()?;
+    {
+        let mut c = db.conn()?;
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, head as i64, "0x0")?;
+    }
+    let started = Instant::now();
+    let peers = start_actors(settings.clone(), db.clone());
+    let scanned = loop {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let mut c = db.conn()?;
+        if state::cursor(&mut c, state::SCANNER_CURSOR)?.is_some_and(|c| c.scan_round >= 1) {
+            break crate::db::stats::snapshot(&mut c)?.scanned_files;
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    crate::app::shutdown(&peers).await;
+    eprintln!("scan: {scanned} files in {secs:.1} s");
+
+    let c = &settings.chain;
+    let (raw_keys, raw_secs) = raw_scan(raw, c.scan_page_size, c.scan_batch_size, c.scan_parallelism).await?;
+    let chain_rate = raw_keys as f64 / raw_secs;
+    let floor = {
+        let mut c = db.conn()?;
+        crate::db::floor::copy_floor(&mut c, false)?
+    };
+    let pg_rate = floor.file_rows as f64 / floor.elapsed.as_secs_f64().max(1e-6);
+    eprintln!("scan limits: chain {chain_rate:.0} keys/s, PostgreSQL {pg_rate:.0} rows/s");
+
+    let steady = if steady_secs > 0 {
+        Some(steady_state(url, &pg.url, db.clone(), settle_secs, steady_secs).await?)
+    } else {
+        None
+    };
+    Ok(ScanReport {
+        scanned,
+        secs,
+        rate: scanned as f64 / secs,
+        chain_rate,
+        pg_rate,
+        steady,
+    })
+}
+
+/// Pages the FilesV2 map exactly as the scanner does (same page size, batch size and parallelism) without decoding
+/// or writing anything. Returns the keys read and the seconds it took.
+async fn raw_scan(
+    chain: &crate::chain::client::SubxtChain,
+    page_size: u32,
+    batch: u32,
+    parallelism: u32,
+) -> anyhow::Result<(u64, f64)> {
+    use crate::chain::ChainSource as _;
+    let prefix = crate::chain::keys::files_v2_prefix();
+    let started = Instant::now();
+    let mut start = None;
+    let mut total = 0u64;
+    loop {
+        let page = chain.keys_paged(prefix.clone(), page_size, start.clone()).await?;
+        let Some(last) = page.last().cloned() else { break };
+        let full = page.len() == page_size as usize;
+        let fetched: Vec<_> = futures_util::stream::iter(page.chunks(batch as usize).map(<[_]>::to_vec))
+            .map(|keys| chain.values(keys))
+            .buffered(parallelism as usize)
+            .collect()
+            .await;
+        for f in fetched {
+            total += f?.len() as u64;
+        }
+        start = Some(last);
+        if !full {
+            break;
+        }
+    }
+    Ok((total, started.elapsed().as_secs_f64()))
+}
+
+/// Fetches blocks 1..=head raw (hash, body, events), as many in flight as the indexer prefetches. Returns the bytes.
+async fn raw_blocks(chain: &crate::chain::client::SubxtChain, head: u64) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    let mut s = futures_util::stream::iter(1..=head)
+        .map(|n| chain.fetch_block_raw(n))
+        .buffered(crate::actors::indexer::PREFETCH_BLOCKS);
+    while let Some(r) = s.next().await {
+        total += r? as u64;
+    }
+    Ok(total)
+}
+
+/// What the bench reports of the steady state.
+struct Steady {
+    files: i64,
+    rss_bytes: u64,
+    cpu_ms_per_min: u64,
+    files_p95_ms: f64,
+    stats_p95_ms: f64,
+}
+
+/// This process's CPU time (user + system) so far.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces) start at ") ".
+            let rest = s.rsplit_once(") ").map(|(_, r)| r.to_string())?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = f.get(11)?.parse().ok()?;
+            let stime: u64 = f.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux we run on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// This process's resident set now (VmRSS), in bytes.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The whole pipeline and the admin API over the scanned database, with default intervals, following the (idle)
+/// chain, next to a full sWorker (a full node is what most nodes are): settles, then one minute of CPU and the RSS,
+/// then the p95 of the admin API's list and stats routes.
+async fn steady_state(url: &str, db_url: &str, db: Db, settle: u64, secs: u64) -> anyhow::Result<Steady> {
+    use crate::devnet::content::ContentStore;
+    use crate::devnet::ipfs::{IpfsConfig, IpfsSim};
+    use crate::devnet::sworker::{SworkerConfig, SworkerSim};
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let sworker = SworkerSim::start(
+        local,
+        SworkerConfig {
+            capacity_bytes: 0,
+            srd_gib: 0,
+            ..Default::default()
+        },
+    )?;
+    let ipfs = IpfsSim::start(local, IpfsConfig::default(), ContentStore::new(), &sworker.url())?;
+    let mut s = Settings::default();
+    s.chain.account = crate::chain::ss58::encode(66, &crate::devnet::chain::account("m0"));
+    s.chain.end_point = url.to_string();
+    s.sworker.end_point = sworker.url();
+    s.ipfs.end_point = ipfs.url();
+    s.database.url = db_url.to_string();
+    s.admin.bind = "127.0.0.1:0".into();
+    let peers = start_actors(s.clone(), db.clone());
+    let admin = crate::http::start(&s, db.clone(), Some(peers.clone()))?;
+    // Settle: the first picker rounds judge a backlog; steady state is what follows.
+    actix_rt::time::sleep(Duration::from_secs(settle)).await;
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    actix_rt::time::sleep(Duration::from_secs(secs)).await;
+    let cpu = cpu_time().saturating_sub(cpu0).as_secs_f64() * 60.0 / t0.elapsed().as_secs_f64();
+    let rss = rss_bytes();
+    let base = format!("http://{}", admin.addr);
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut p95 = Vec::new();
+    for path in ["/api/v1/files?limit=50", "/api/v1/stats"] {
+        let mut times = Vec::with_capacity(100);
+        for i in 0..100 {
+            let t = Instant::now();
+            let mut r = client
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            let body = r.body().limit(16 << 20).await?;
+            if !r.status().is_success() {
+                bail!("{path}: {} {}", r.status(), String::from_utf8_lossy(&body));
+            }
+            // The first answers warm caches on both sides; they are not what an operator waits for.
+            if i >= 5 {
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        p95.push(times[times.len() * 95 / 100]);
+    }
+    let files = {
+        let mut c = db.conn()?;
+        crate::db::files::count_by_status(&mut c)?.values().sum()
+    };
+    admin.handle.stop(true).await;
+    crate::app::shutdown(&peers).await;
+    ipfs.stop().await;
+    sworker.stop().await;
+    Ok(Steady {
+        files,
+        rss_bytes: rss,
+        cpu_ms_per_min: (cpu * 1000.0).round() as u64,
+        files_p95_ms: (p95[0] * 10.0).round() / 10.0,
+        stats_p95_ms: (p95[1] * 10.0).round() / 10.0,
+    })
+}
+
+/// Cores and CPU model, so a report says what it ran on.
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default();
+    serde_json::json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": model,
+    })
 }
 
 /// Orders `n` files one block at a time on an in-process devnet (default settings: 1 s head polling) and returns,

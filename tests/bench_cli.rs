@@ -1,5 +1,5 @@
-//! `smanager bench` at a small size: it runs all three phases (scan, catch-up, pick latency) against real processes and
-//! PostgreSQL and reports consistent counts. Speed is judged from the full-size report, never here.
+//! `smanager bench` at a small size: it runs every phase (scan, its limits, steady state, catch-up, its limits, pick
+//! latency) against real processes and PostgreSQL and reports consistent counts and ratios. Speed is judged from the full-size report, never here.
 
 use std::process::Command;
 
@@ -7,6 +7,7 @@ use std::process::Command;
 fn bench_reports_scan_catchup_and_pick_latency() {
     let out = Command::new(env!("CARGO_BIN_EXE_smanager"))
         .args(["bench", "--files", "3000", "--blocks", "100", "--orders-per-block", "5"])
+        .args(["--settle-secs", "2", "--steady-secs", "3"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("SMANAGER_CONFIG")
         .output()
@@ -30,8 +31,26 @@ fn bench_reports_scan_catchup_and_pick_latency() {
         "catchup_blocks_per_sec",
         "peak_rss_bytes",
         "pick_latency_ms_p50",
+        "scan_chain_limit_per_sec",
+        "scan_pg_limit_per_sec",
+        "scan_limit_ratio",
+        "catchup_chain_limit_blocks_per_sec",
+        "catchup_pg_limit_blocks_per_sec",
+        "catchup_limit_ratio",
+        "steady_rss_bytes",
+        "api_files_p95_ms",
+        "api_stats_p95_ms",
     ] {
         assert!(n(k) > 0.0, "{k} not positive: {line}");
     }
+    // The ratios are ours over the slower limit, as reported.
+    let ratio =
+        n("catchup_blocks_per_sec") / n("catchup_chain_limit_blocks_per_sec").min(n("catchup_pg_limit_blocks_per_sec"));
+    assert!((ratio - n("catchup_limit_ratio")).abs() < 0.02 + ratio * 0.02, "{line}");
+    let ratio = n("orders_per_sec") / n("scan_chain_limit_per_sec").min(n("scan_pg_limit_per_sec"));
+    assert!((ratio - n("scan_limit_ratio")).abs() < 0.02 + ratio * 0.02, "{line}");
+    // Steady state ran over every scanned file.
+    assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
+    assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");
     assert!(n("pick_latency_ms_p50") <= n("pick_latency_ms_max"), "{line}");
 }

@@ -13,7 +13,13 @@ use super::{Deps, RestartActor, SharedPeers, Shutdown};
 use crate::db::{files, state, DbError};
 
 /// Blocks fetched ahead of the one being applied during a catch-up.
-const PREFETCH_BLOCKS: usize = 16;
+pub const PREFETCH_BLOCKS: usize = 16;
+
+/// Fetched blocks waiting to be written, at most.
+const FETCH_AHEAD: usize = 256;
+
+/// Most blocks written in one transaction: what had arrived while the previous write ran, during a catch-up.
+const APPLY_BLOCKS: usize = 64;
 
 /// Attempts before an undecodable block is recorded and passed.
 const DECODE_ATTEMPTS: u32 = 3;
@@ -298,79 +304,120 @@ async fn follow(
             last_new_head = std::time::Instant::now();
         }
         let mut next = progress.get().next_block.unwrap_or(head);
-        // Blocks are fetched ahead (in parallel) and applied strictly in order.
+        // Blocks are fetched ahead (in parallel, by a task that keeps fetching while a write runs) and applied
+        // strictly in order; what has arrived while the previous run was being written is applied together, in one
+        // transaction.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(FETCH_AHEAD);
         let chain = deps.chain.clone();
-        let mut blocks = futures_util::stream::iter(next..=head)
-            .map(move |n| {
-                let chain = chain.clone();
-                async move { chain.block(n).await }
-            })
-            .buffered(PREFETCH_BLOCKS);
-        while let Some(fetched) = blocks.next().await {
-            let block = match fetched {
-                Ok(b) => {
-                    decode_failures = 0;
-                    b
-                }
-                Err(crate::chain::ChainError::Decode { number, reason }) if decode_failures + 1 >= DECODE_ATTEMPTS => {
-                    // Recorded and passed, never silently skipped: operators see it in the log, the metrics and
-                    // `kv_state.undecodable_blocks`.
-                    log::error!(target: "smanager::indexer", "block {number} cannot be decoded after {DECODE_ATTEMPTS} attempts, recording it and moving on: {reason}");
-                    crate::metrics::METRICS.undecodable_blocks_total.inc();
-                    let why = reason.clone();
-                    deps.db
-                        .run(move |c| files::record_undecodable_block(c, number, "", &why))
-                        .await?;
-                    decode_failures = 0;
-                    next = number + 1;
-                    let mut p = progress.get();
-                    p.next_block = Some(next);
-                    progress.set(p);
-                    continue;
-                }
-                Err(e) => {
-                    if matches!(e, crate::chain::ChainError::Decode { .. }) {
-                        decode_failures += 1;
-                    }
-                    log::warn!(target: "smanager::indexer", "block {next}: {e}; retrying in {backoff:?}");
-                    actix_rt::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(max_backoff);
+        let fetcher = actix_rt::spawn(async move {
+            let mut blocks = futures_util::stream::iter(next..=head)
+                .map(move |n| {
+                    let chain = chain.clone();
+                    async move { chain.block(n).await }
+                })
+                .buffered(PREFETCH_BLOCKS);
+            while let Some(b) = blocks.next().await {
+                if tx.send(b).await.is_err() {
                     break;
                 }
-            };
-            backoff = min_backoff;
-            let number = block.number;
-            let outcome = deps.db.run(move |c| files::apply_block(c, &block)).await?;
-            // Catching up is progress: time spent on it never counts as "no new finalized block".
-            last_new_head = std::time::Instant::now();
-            next = number + 1;
-            let mut p = progress.get();
-            p.next_block = Some(next);
-            progress.set(p);
-            crate::metrics::METRICS
-                .indexed_orders_total
-                .inc_by(outcome.ordered as u64);
-            if outcome.invalid > 0 {
-                log::warn!(target: "smanager::indexer", "block {number}: {} invalid file record(s) stored as `invalid`", outcome.invalid);
             }
-            if let Some(peers) = peers.get() {
-                if outcome.ordered > 0 {
-                    peers.picker.do_send(FilesIndexed { count: outcome.ordered });
+        });
+        let mut chunk = Vec::with_capacity(APPLY_BLOCKS);
+        'fetching: while rx.recv_many(&mut chunk, APPLY_BLOCKS).await > 0 {
+            let mut ready = Vec::with_capacity(chunk.len());
+            for fetched in chunk.drain(..) {
+                let e = match fetched {
+                    Ok(b) => {
+                        decode_failures = 0;
+                        ready.push(b);
+                        continue;
+                    }
+                    Err(e) => e,
+                };
+                // The blocks before the failing one are written first: they are complete.
+                if let Some(n) = apply_run(&deps, &peers, std::mem::take(&mut ready)).await? {
+                    next = n;
+                    backoff = min_backoff;
+                    last_new_head = std::time::Instant::now();
+                    set_next(&progress, next);
                 }
-                if outcome.closed > 0 {
-                    peers
-                        .cleanup
-                        .do_send(super::cleanup::FilesClosed { count: outcome.closed });
+                match e {
+                    crate::chain::ChainError::Decode { number, reason } if decode_failures + 1 >= DECODE_ATTEMPTS => {
+                        // Recorded and passed, never silently skipped: operators see it in the log, the metrics and
+                        // `kv_state.undecodable_blocks`.
+                        log::error!(target: "smanager::indexer", "block {number} cannot be decoded after {DECODE_ATTEMPTS} attempts, recording it and moving on: {reason}");
+                        crate::metrics::METRICS.undecodable_blocks_total.inc();
+                        deps.db
+                            .run(move |c| files::record_undecodable_block(c, number, "", &reason))
+                            .await?;
+                        decode_failures = 0;
+                        next = number + 1;
+                        set_next(&progress, next);
+                    }
+                    e => {
+                        if matches!(e, crate::chain::ChainError::Decode { .. }) {
+                            decode_failures += 1;
+                        }
+                        log::warn!(target: "smanager::indexer", "block {next}: {e}; retrying in {backoff:?}");
+                        actix_rt::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(max_backoff);
+                        break 'fetching;
+                    }
                 }
+            }
+            if let Some(n) = apply_run(&deps, &peers, ready).await? {
+                next = n;
+                backoff = min_backoff;
+                // Catching up is progress: time spent on it never counts as "no new finalized block".
+                last_new_head = std::time::Instant::now();
+                set_next(&progress, next);
             }
         }
+        // After an error the blocks fetched ahead are dropped; the next pass starts again at `next`.
+        fetcher.abort();
         if progress.get().next_block.is_none() {
-            let mut p = progress.get();
-            p.next_block = Some(next);
-            progress.set(p);
+            set_next(&progress, next);
         }
         wait_for_head(&deps, &mut heads, &mut resubscribe_at, poll).await;
     }
+}
+
+fn set_next(progress: &std::cell::Cell<IndexerProgress>, next: u64) {
+    let mut p = progress.get();
+    p.next_block = Some(next);
+    progress.set(p);
+}
+
+/// Writes consecutive fetched blocks in one transaction and tells the picker and cleanup what changed. Returns the
+/// block to follow next, or `None` when there was nothing to write.
+async fn apply_run(
+    deps: &Deps,
+    peers: &SharedPeers,
+    blocks: Vec<crate::chain::IndexedBlock>,
+) -> Result<Option<u64>, DbError> {
+    let Some(last) = blocks.last().map(|b| b.number) else {
+        return Ok(None);
+    };
+    let numbers: Vec<u64> = blocks.iter().map(|b| b.number).collect();
+    let outcomes = deps.db.run(move |c| files::apply_blocks(c, &blocks)).await?;
+    let (mut ordered, mut closed) = (0, 0);
+    for (number, outcome) in numbers.iter().zip(&outcomes) {
+        ordered += outcome.ordered;
+        closed += outcome.closed;
+        if outcome.invalid > 0 {
+            log::warn!(target: "smanager::indexer", "block {number}: {} invalid file record(s) stored as `invalid`", outcome.invalid);
+        }
+    }
+    crate::metrics::METRICS.indexed_orders_total.inc_by(ordered as u64);
+    if let Some(peers) = peers.get() {
+        if ordered > 0 {
+            peers.picker.do_send(FilesIndexed { count: ordered });
+        }
+        if closed > 0 {
+            peers.cleanup.do_send(super::cleanup::FilesClosed { count: closed });
+        }
+    }
+    Ok(Some(last + 1))
 }
 
 /// Waits for the next finalized head: woken at once by the subscription when there is one, else (and at the latest)

@@ -48,6 +48,65 @@ fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<Scann
     (rows, invalid)
 }
 
+/// One page of keys under `prefix` after `start`, with their values (fetched in batches, in parallel). `None` when
+/// there are no more keys.
+async fn fetch_page(
+    deps: &Deps,
+    prefix: &[u8],
+    start: Option<Vec<u8>>,
+) -> Result<Option<(Vec<Vec<u8>>, KeyValues)>, ChainError> {
+    let cfg = &deps.settings.chain;
+    let page = deps
+        .chain
+        .keys_paged(prefix.to_vec(), cfg.scan_page_size, start)
+        .await?;
+    if page.is_empty() {
+        return Ok(None);
+    }
+    let chain = deps.chain.clone();
+    let fetched: Vec<Result<KeyValues, ChainError>> =
+        futures_util::stream::iter(page.chunks(cfg.scan_batch_size as usize))
+            .map(|batch| {
+                let chain = chain.clone();
+                let batch = batch.to_vec();
+                async move {
+                    let values = chain.values(batch.clone()).await?;
+                    Ok(batch.into_iter().zip(values).collect())
+                }
+            })
+            .buffered(cfg.scan_parallelism as usize)
+            .collect()
+            .await;
+    let mut all = Vec::with_capacity(page.len());
+    for f in fetched {
+        all.extend(f?);
+    }
+    Ok(Some((page, all)))
+}
+
+/// Rests between rounds, but ends at once when an undecodable block is waiting for its orders to be recovered.
+async fn rest(deps: &Deps, how_long: Duration) -> Result<(), DbError> {
+    let until = std::time::Instant::now() + how_long;
+    while std::time::Instant::now() < until {
+        actix_rt::time::sleep(Duration::from_secs(1).min(until - std::time::Instant::now())).await;
+        let waiting = deps.db.run(|c| state::unrecovered_undecodable(c)).await?;
+        if !waiting.is_empty() {
+            log::warn!(target: "smanager::scanner", "starting a FilesV2 scan now to recover the orders of {} undecodable block(s)", waiting.len());
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for a page's write and tells the picker about its files.
+async fn wrote(w: tokio::task::JoinHandle<Result<usize, DbError>>, peers: &SharedPeers) -> Result<usize, DbError> {
+    let n = w.await.map_err(|e| DbError::Join(e.to_string()))??;
+    if let Some(p) = peers.get() {
+        p.picker.do_send(FilesIndexed { count: n });
+    }
+    Ok(n)
+}
+
 /// Scans forever; returns only on a database error (the actor then restarts and resumes from the cursor).
 pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
     let cfg = deps.settings.chain.clone();
@@ -91,6 +150,17 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         } else {
             FileInfoLayout::V2
         };
+        if start.is_none() && round > 0 {
+            // A restart between rounds rests out what is left of the cooldown.
+            let done: Option<chrono::DateTime<chrono::Utc>> =
+                deps.db.run(|c| state::kv_get(c, state::KV_LAST_FULL_SCAN_DONE)).await?;
+            let since = done.map_or(Duration::MAX, |d| (chrono::Utc::now() - d).to_std().unwrap_or_default());
+            let cooldown = Duration::from_secs(cfg.scan_cooldown_secs);
+            if since < cooldown {
+                log::info!(target: "smanager::scanner", "last FilesV2 scan ended {} s ago; next round in {} s", since.as_secs(), (cooldown - since).as_secs());
+                rest(&deps, cooldown - since).await?;
+            }
+        }
         if start.is_none() {
             let now = chrono::Utc::now();
             deps.db
@@ -102,62 +172,39 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         }
         let started = std::time::Instant::now();
         let mut scanned = 0usize;
+        // One page is written while the next is fetched; writes stay in page order (each waits for the previous),
+        // so the cursor only ever moves forward over pages that are stored.
+        let mut writing: Option<tokio::task::JoinHandle<Result<usize, DbError>>> = None;
         let finished = loop {
-            let page = match deps
-                .chain
-                .keys_paged(prefix.clone(), cfg.scan_page_size, start.clone())
-                .await
-            {
-                Ok(p) => p,
+            let fetched = fetch_page(&deps, &prefix, start.clone()).await;
+            if let Some(w) = writing.take() {
+                scanned += wrote(w, &peers).await?;
+            }
+            let (page, all) = match fetched {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
-            if page.is_empty() {
-                break Ok(());
-            }
             let last = page.last().cloned().unwrap_or_default();
             let full = page.len() as u32 == cfg.scan_page_size;
-            let batches: Vec<Vec<Vec<u8>>> = page.chunks(cfg.scan_batch_size as usize).map(|c| c.to_vec()).collect();
-            let chain = deps.chain.clone();
-            let fetched: Vec<Result<KeyValues, ChainError>> = futures_util::stream::iter(batches)
-                .map(|batch| {
-                    let chain = chain.clone();
-                    async move {
-                        let values = chain.values(batch.clone()).await?;
-                        Ok(batch.into_iter().zip(values).collect())
-                    }
-                })
-                .buffered(cfg.scan_parallelism as usize)
-                .collect()
-                .await;
-            let mut all = Vec::with_capacity(page.len());
-            let mut failed = None;
-            for f in fetched {
-                match f {
-                    Ok(kv) => all.extend(kv),
-                    Err(e) => failed = Some(e),
-                }
-            }
-            if let Some(e) = failed {
-                break Err(e);
-            }
             let (rows, invalid) = decode_page(all, layout);
             for (raw, why) in &invalid {
                 log::warn!(target: "smanager::scanner", "invalid FilesV2 entry {raw}: {why}");
             }
             let key_hex = format!("0x{}", hex::encode(&last));
-            let n = rows.len();
-            deps.db
-                .run(move |c| files::upsert_scanned(c, &rows, &invalid, &key_hex, round))
-                .await?;
-            scanned += n;
-            if let Some(p) = peers.get() {
-                p.picker.do_send(FilesIndexed { count: n });
-            }
+            let db = deps.db.clone();
+            writing = Some(actix_rt::spawn(async move {
+                db.run(move |c| files::upsert_scanned(c, &rows, &invalid, &key_hex, round))
+                    .await
+            }));
             start = Some(last);
             if !full {
                 break Ok(());
             }
         };
+        if let Some(w) = writing.take() {
+            scanned += wrote(w, &peers).await?;
+        }
         match finished {
             Ok(()) => {
                 let secs = started.elapsed().as_secs_f64();
@@ -174,20 +221,12 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                         if let Some(began) = began {
                             state::kv_set(c, state::KV_LAST_FULL_SCAN_STARTED, &began)?;
                         }
+                        state::kv_set(c, state::KV_LAST_FULL_SCAN_DONE, &chrono::Utc::now())?;
                         state::set_scan_cursor(c, state::SCANNER_CURSOR, None, round + 1)
                     })
                     .await?;
                 backoff = min_backoff;
-                // Rest, but start again at once when an undecodable block is waiting for its orders to be recovered.
-                let rest_until = std::time::Instant::now() + Duration::from_secs(cfg.scan_cooldown_secs);
-                while std::time::Instant::now() < rest_until {
-                    actix_rt::time::sleep(Duration::from_secs(1).min(rest_until - std::time::Instant::now())).await;
-                    let waiting = deps.db.run(|c| state::unrecovered_undecodable(c)).await?;
-                    if !waiting.is_empty() {
-                        log::warn!(target: "smanager::scanner", "starting a FilesV2 scan now to recover the orders of {} undecodable block(s)", waiting.len());
-                        break;
-                    }
-                }
+                rest(&deps, Duration::from_secs(cfg.scan_cooldown_secs)).await?;
             }
             Err(e) => {
                 log::warn!(target: "smanager::scanner", "scan interrupted: {e}; resuming from the cursor in {backoff:?}");

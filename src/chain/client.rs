@@ -169,6 +169,27 @@ impl SubxtChain {
         &self.rpc
     }
 
+    /// What one block costs the node to serve (hash, body, events) with nothing decoded: the floor `smanager bench`
+    /// compares catch-up against. Returns the bytes received.
+    pub async fn fetch_block_raw(&self, number: u64) -> Result<usize, ChainError> {
+        use subxt::rpcs::methods::legacy::NumberOrHex;
+        let err = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
+        let hash = self
+            .rpc
+            .chain_get_block_hash(Some(NumberOrHex::Number(number)))
+            .await
+            .map_err(|e| err(&e))?
+            .ok_or_else(|| err(&"no such block"))?;
+        let block = self.rpc.chain_get_block(Some(hash)).await.map_err(|e| err(&e))?;
+        let events = self
+            .rpc
+            .state_get_storage(&keys::system_events(), Some(hash))
+            .await
+            .map_err(|e| err(&e))?;
+        let body: usize = block.map_or(0, |b| b.block.extrinsics.iter().map(|x| x.0.len()).sum());
+        Ok(body + events.map_or(0, |e| e.len()))
+    }
+
     async fn decode_block(&self, number: u64) -> Result<IndexedBlock, ChainError> {
         let unavailable = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
         let decode = |e: &dyn std::fmt::Display| ChainError::Decode {

@@ -104,6 +104,11 @@ pub fn timestamp_now() -> Vec<u8> {
     prefix("Timestamp", "Now")
 }
 
+/// `System.Events`: what `smanager bench` fetches raw to know how fast a node can serve blocks.
+pub fn system_events() -> Vec<u8> {
+    prefix("System", "Events")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

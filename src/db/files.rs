@@ -19,58 +19,84 @@ const MAX_RAW_CID: usize = 256;
 /// Applies one finalized block and moves the indexer cursor in the same transaction: a block is indexed entirely or
 /// not at all. Returns what changed so the caller can wake the picker and cleanup.
 pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<BlockOutcome, DbError> {
+    let mut out = apply_blocks(conn, std::slice::from_ref(block))?;
+    Ok(out.pop().unwrap_or(BlockOutcome {
+        already_applied: true,
+        ..Default::default()
+    }))
+}
+
+/// Applies consecutive finalized blocks, in order, and moves the indexer cursor to the last of them, all in one
+/// transaction: during a catch-up one commit serves many blocks, and a crash still leaves every block of the run
+/// either indexed or not. Blocks at or below the cursor are skipped (`already_applied`). One outcome per block.
+pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<Vec<BlockOutcome>, DbError> {
     conn.transaction(|conn| {
-        let mut out = BlockOutcome::default();
-        let number = block_i64(block.number)?;
-        // Lock the cursor: a second writer of the same block (an actor restarted while its previous incarnation's
-        // transaction was still committing) waits here, then sees the block is done and applies nothing.
+        // Lock the cursor: a second writer of the same blocks (an actor restarted while its previous incarnation's
+        // transaction was still committing) waits here, then sees the blocks are done and applies nothing.
         diesel::sql_query("INSERT INTO chain_cursors (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind::<Text, _>(INDEXER_CURSOR)
             .execute(conn)?;
-        let done: Option<i64> = super::schema::chain_cursors::table
+        let mut done: Option<i64> = super::schema::chain_cursors::table
             .find(INDEXER_CURSOR)
             .select(super::schema::chain_cursors::block_number)
             .for_update()
             .first(conn)?;
-        if done.is_some_and(|d| d >= number) {
-            out.already_applied = true;
-            return Ok(out);
-        }
-        let mut run: Vec<&FileOrder> = Vec::new();
-        for event in &block.events {
-            if let ChainEvent::Ordered(order) = event {
-                run.push(order);
+        let mut outcomes = Vec::with_capacity(blocks.len());
+        let mut last = None;
+        // Orders are applied in runs (one statement per table), across blocks when nothing else happens between
+        // them; closes, refreshes and bad data one by one, in chain order.
+        let mut run: Vec<(&FileOrder, i64)> = Vec::new();
+        for block in blocks {
+            let number = block_i64(block.number)?;
+            if done.is_some_and(|d| d >= number) {
+                outcomes.push(BlockOutcome {
+                    already_applied: true,
+                    ..Default::default()
+                });
                 continue;
             }
-            // Orders are applied in runs (one statement per table), closes and bad data one by one, in chain order.
-            out.ordered += upsert_orders(conn, &std::mem::take(&mut run), number)?;
-            match event {
-                ChainEvent::Ordered(_) => {}
-                ChainEvent::Closed { cid, reason } => {
-                    if close_file(conn, cid, reason.as_str())? {
-                        out.closed += 1;
+            let mut out = BlockOutcome::default();
+            for event in &block.events {
+                if let ChainEvent::Ordered(order) = event {
+                    run.push((order, number));
+                    out.ordered += 1;
+                    continue;
+                }
+                upsert_orders(conn, &std::mem::take(&mut run))?;
+                match event {
+                    ChainEvent::Ordered(_) => {}
+                    ChainEvent::Closed { cid, reason } => {
+                        if close_file(conn, cid, reason.as_str())? {
+                            out.closed += 1;
+                        }
                     }
-                }
-                ChainEvent::Invalid { raw, reason } => {
-                    record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
-                    out.invalid += 1;
-                }
-                ChainEvent::Refreshed(f) => {
-                    if refresh_chain_facts(conn, f)? {
-                        out.refreshed += 1;
+                    ChainEvent::Invalid { raw, reason } => {
+                        record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
+                        out.invalid += 1;
+                    }
+                    ChainEvent::Refreshed(f) => {
+                        if refresh_chain_facts(conn, f)? {
+                            out.refreshed += 1;
+                        }
                     }
                 }
             }
+            outcomes.push(out);
+            done = Some(number);
+            last = Some(block);
         }
-        out.ordered += upsert_orders(conn, &run, number)?;
-        state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
-        let head = ChainHead {
-            number,
-            hash: block.hash.clone(),
-            timestamp_ms: block.timestamp_ms.and_then(|t| i64::try_from(t).ok()),
-        };
-        state::kv_set(conn, KV_CHAIN_HEAD, &head)?;
-        Ok(out)
+        upsert_orders(conn, &run)?;
+        if let Some(block) = last {
+            let number = block_i64(block.number)?;
+            state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
+            let head = ChainHead {
+                number,
+                hash: block.hash.clone(),
+                timestamp_ms: block.timestamp_ms.and_then(|t| i64::try_from(t).ok()),
+            };
+            state::kv_set(conn, KV_CHAIN_HEAD, &head)?;
+        }
+        Ok(outcomes)
     })
 }
 
@@ -114,27 +140,46 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
 /// A new order re-opens every file that is not being stored (closed, cleaned, invalid,
 /// failed, skipped, or waiting for a replica because the scanner saw it first), as the TypeScript manager does: an owner paying again is a new reason to store it, so the
 /// Picker decides afresh with attempts reset and a fresh `pursued_since`.
-fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> Result<usize, DbError> {
+fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Result<usize, DbError> {
     use diesel::sql_types::{Array, Int4};
     if orders.is_empty() {
         return Ok(0);
     }
-    // One row per CID and per (CID, owner): a statement may not update the same row twice.
-    let mut by_cid: BTreeMap<&str, (i64, BigDecimal)> = BTreeMap::new();
-    let mut by_owner: BTreeMap<(&str, &str), i32> = BTreeMap::new();
-    for o in orders {
+    // One row per CID and per (CID, owner): a statement may not update the same row twice. Orders come in chain
+    // order, so the first order of a CID gives its size and the first block, the last one the last block.
+    struct Agg {
+        size: i64,
+        tips: BigDecimal,
+        first: i64,
+        last: i64,
+    }
+    let mut by_cid: BTreeMap<&str, Agg> = BTreeMap::new();
+    let mut by_owner: BTreeMap<(&str, &str), (i32, i64, i64)> = BTreeMap::new();
+    for (o, block) in orders {
         let size = i64::try_from(o.size).map_err(|_| DbError::Invalid(format!("size {} out of range", o.size)))?;
-        let e = by_cid.entry(o.cid.as_str()).or_insert((size, BigDecimal::from(0)));
-        e.1 += BigDecimal::from(o.tips);
-        *by_owner.entry((o.cid.as_str(), o.owner.as_str())).or_insert(0) += 1;
+        let e = by_cid.entry(o.cid.as_str()).or_insert(Agg {
+            size,
+            tips: BigDecimal::from(0),
+            first: *block,
+            last: *block,
+        });
+        e.tips += BigDecimal::from(o.tips);
+        e.last = *block;
+        let w = by_owner
+            .entry((o.cid.as_str(), o.owner.as_str()))
+            .or_insert((0, *block, *block));
+        w.0 += 1;
+        w.2 = *block;
     }
     let cids: Vec<&str> = by_cid.keys().copied().collect();
-    let sizes: Vec<i64> = by_cid.values().map(|v| v.0).collect();
-    let tips: Vec<BigDecimal> = by_cid.values().map(|v| v.1.clone()).collect();
+    let sizes: Vec<i64> = by_cid.values().map(|v| v.size).collect();
+    let tips: Vec<BigDecimal> = by_cid.values().map(|v| v.tips.clone()).collect();
+    let firsts: Vec<i64> = by_cid.values().map(|v| v.first).collect();
+    let lasts: Vec<i64> = by_cid.values().map(|v| v.last).collect();
     diesel::sql_query(
         "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, last_order_block, status)
-         SELECT cid, size, tips, TRUE, $4, $4, 'new'
-           FROM UNNEST($1::text[], $2::int8[], $3::numeric[]) AS t(cid, size, tips)
+         SELECT cid, size, tips, TRUE, first, last, 'new'
+           FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int8[]) AS t(cid, size, tips, first, last)
          ON CONFLICT (cid) DO UPDATE SET
            tips = files.tips + EXCLUDED.tips,
            size_bytes = CASE WHEN files.size_bytes = 0 THEN EXCLUDED.size_bytes ELSE files.size_bytes END,
@@ -150,21 +195,26 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[&FileOrder], block: i64) -> 
     .bind::<Array<Text>, _>(&cids)
     .bind::<Array<BigInt>, _>(&sizes)
     .bind::<Array<Numeric>, _>(&tips)
-    .bind::<BigInt, _>(block)
+    .bind::<Array<BigInt>, _>(&firsts)
+    .bind::<Array<BigInt>, _>(&lasts)
     .execute(conn)?;
     let ocids: Vec<&str> = by_owner.keys().map(|k| k.0).collect();
     let owners: Vec<&str> = by_owner.keys().map(|k| k.1).collect();
-    let counts: Vec<i32> = by_owner.values().copied().collect();
+    let counts: Vec<i32> = by_owner.values().map(|v| v.0).collect();
+    let ofirsts: Vec<i64> = by_owner.values().map(|v| v.1).collect();
+    let olasts: Vec<i64> = by_owner.values().map(|v| v.2).collect();
     diesel::sql_query(
         "INSERT INTO file_owners (cid, owner, orders, first_block, last_block)
-         SELECT cid, owner, n, $4, $4 FROM UNNEST($1::text[], $2::text[], $3::int4[]) AS t(cid, owner, n)
+         SELECT cid, owner, n, first, last
+           FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[]) AS t(cid, owner, n, first, last)
          ON CONFLICT (cid, owner) DO UPDATE SET orders = file_owners.orders + EXCLUDED.orders,
                                                 last_block = EXCLUDED.last_block",
     )
     .bind::<Array<Text>, _>(&ocids)
     .bind::<Array<Text>, _>(&owners)
     .bind::<Array<Int4>, _>(&counts)
-    .bind::<BigInt, _>(block)
+    .bind::<Array<BigInt>, _>(&ofirsts)
+    .bind::<Array<BigInt>, _>(&olasts)
     .execute(conn)?;
     diesel::update(
         cleanups::table
@@ -440,15 +490,62 @@ pub fn give_up_stale(conn: &mut PgConnection, days: u32) -> Result<usize, DbErro
 
 /// Counts per status, every status present (zero included) so dashboards see stable series.
 pub fn count_by_status(conn: &mut PgConnection) -> Result<BTreeMap<String, i64>, DbError> {
-    let rows: Vec<(FileStatus, i64)> = files::table
-        .group_by(files::status)
-        .select((files::status, diesel::dsl::count_star()))
+    use super::schema::file_count_deltas as d;
+    // Summed from the trigger-maintained deltas: a few rows, whatever the number of files.
+    let rows: Vec<(FileStatus, Option<BigDecimal>)> = d::table
+        .group_by(d::status)
+        .select((d::status, diesel::dsl::sum(d::n)))
         .load(conn)?;
     let mut out: BTreeMap<String, i64> = FileStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
     for (s, n) in rows {
-        out.insert(s.to_string(), n);
+        out.insert(s.to_string(), decimal_count(n));
     }
     Ok(out)
+}
+
+/// Files the FilesV2 scanner has seen, from the same deltas.
+pub fn count_scanned(conn: &mut PgConnection) -> Result<i64, DbError> {
+    use super::schema::file_count_deltas as d;
+    let n: Option<BigDecimal> = d::table
+        .filter(d::scanned.eq(true))
+        .select(diesel::dsl::sum(d::n))
+        .first(conn)?;
+    Ok(decimal_count(n))
+}
+
+fn decimal_count(n: Option<BigDecimal>) -> i64 {
+    use bigdecimal::ToPrimitive;
+    n.and_then(|n| n.to_i64()).unwrap_or(0)
+}
+
+/// Folds the count deltas into one row per (status, reason, scanned). Safe next to writers and to another
+/// compaction: rows committed meanwhile are simply left for the next one. Returns the rows removed.
+pub fn compact_counts(conn: &mut PgConnection) -> Result<usize, DbError> {
+    conn.transaction(|conn| {
+        Ok(diesel::sql_query(
+            "WITH gone AS (DELETE FROM file_count_deltas RETURNING status, reason, scanned, n),
+                  kept AS (INSERT INTO file_count_deltas (status, reason, scanned, n)
+                           SELECT status, reason, scanned, sum(n) FROM gone GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+                           RETURNING 1)
+             SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept) AS removed",
+        )
+        .get_result::<Removed>(conn)?
+        .removed as usize)
+    })
+}
+
+#[derive(QueryableByName)]
+struct Removed {
+    #[diesel(sql_type = BigInt)]
+    removed: i64,
+}
+
+/// Orders counted over every owner of every file (what catch-up indexed).
+pub fn total_orders(conn: &mut PgConnection) -> Result<i64, DbError> {
+    Ok(file_owners::table
+        .select(diesel::dsl::sum(file_owners::orders))
+        .first::<Option<i64>>(conn)?
+        .unwrap_or(0))
 }
 
 /// A page of files, newest change first.
@@ -461,7 +558,12 @@ pub fn list(
 ) -> Result<Vec<File>, DbError> {
     let mut q = files::table.select(File::as_select()).into_boxed();
     if let Some(s) = status {
-        q = q.filter(files::status.eq(s));
+        // A literal, not a parameter: the planner can then use the partial index on reasons (a closed set of
+        // enum labels, nothing from the caller reaches the SQL text).
+        q = q.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "files.status = '{}'",
+            s.as_str()
+        )));
     }
     if let Some(r) = reason {
         // The status page's reason groups (numbers as `N`, see `stats::REASON_KEY_SQL`).

@@ -51,6 +51,19 @@ diesel::table! {
 
 diesel::table! {
     use diesel::sql_types::*;
+    use super::sql_types::FileStatus;
+
+    file_count_deltas (id) {
+        id -> Int8,
+        status -> FileStatus,
+        reason -> Text,
+        scanned -> Bool,
+        n -> Int8,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
 
     file_owners (cid, owner) {
         cid -> Text,
@@ -128,4 +141,12 @@ diesel::joinable!(cleanups -> files (cid));
 diesel::joinable!(file_owners -> files (cid));
 diesel::joinable!(pins -> files (cid));
 
-diesel::allow_tables_to_appear_in_same_query!(chain_cursors, cleanups, file_owners, files, kv_state, pins,);
+diesel::allow_tables_to_appear_in_same_query!(
+    chain_cursors,
+    cleanups,
+    file_count_deltas,
+    file_owners,
+    files,
+    kv_state,
+    pins,
+);

@@ -27,6 +27,9 @@ pub const KV_SCAN_ROUND_STARTED: &str = "scan_round_started";
 /// kv key: when the last complete FilesV2 scan round began (RFC 3339): orders in undecodable blocks recorded
 /// before it have been recovered from storage.
 pub const KV_LAST_FULL_SCAN_STARTED: &str = "last_full_scan_started";
+/// kv key: when the last complete FilesV2 scan round ended (RFC 3339): a restarted scanner rests out the rest of
+/// its cooldown instead of rescanning every file at each start.
+pub const KV_LAST_FULL_SCAN_DONE: &str = "last_full_scan_done";
 /// kv key: `true` while an operator paused picking.
 pub const KV_PICKING_PAUSED: &str = "picking_paused";
 /// kv key: since when the Crust node reports itself syncing (absent or null when it does not).

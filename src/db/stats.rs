@@ -8,7 +8,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::pins::LaneUsage;
-use super::schema::files;
 use super::state::{self, ChainHead, Finalized, GroupInfo};
 use super::{cleanups, files as file_q, pins, Cursor, DbError, PinStatus};
 
@@ -76,19 +75,16 @@ pub fn operator_view(conn: &mut PgConnection) -> Result<Stats, DbError> {
     Ok(st)
 }
 
-/// The SQL that turns a file's reason into its group key; `files::list` filters with the same expression.
-pub const REASON_KEY_SQL: &str =
-    "regexp_replace(COALESCE(files.status_reason, files.last_error, ''), '[0-9]+([.][0-9]+)?', 'N', 'g')";
+/// The SQL that turns a file's reason into its group key (the migration's `smanager_reason_key`, also behind the
+/// count deltas and the reason index); `files::list` filters with the same expression.
+pub const REASON_KEY_SQL: &str = "smanager_reason_key(files.status, files.status_reason, files.last_error)";
 
-/// Statuses whose reasons an operator asks about.
-const REASON_STATUSES: &str = "('skipped','invalid','failed','pin_error','insufficient_space','pending_replica')";
-
-/// Reasons with counts, most files first.
+/// Reasons with counts, most files first, from the trigger-maintained count deltas.
 pub fn reasons(conn: &mut PgConnection) -> Result<Vec<ReasonCount>, DbError> {
-    Ok(diesel::sql_query(format!(
-        "SELECT files.status::text AS status, {REASON_KEY_SQL} AS reason, count(*) AS files FROM files \
-         WHERE files.status::text IN {REASON_STATUSES} GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 100"
-    ))
+    Ok(diesel::sql_query(
+        "SELECT status::text AS status, reason, sum(n)::int8 AS files FROM file_count_deltas \
+         WHERE reason <> '' GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 3 DESC, 1, 2 LIMIT 100",
+    )
     .load(conn)?)
 }
 
@@ -122,10 +118,7 @@ pub fn snapshot(conn: &mut PgConnection) -> Result<Stats, DbError> {
         (Some(f), Some(i)) => Some((f.number - i).max(0)),
         _ => None,
     };
-    let scanned_files = files::table
-        .filter(files::seen_by_scan.eq(true))
-        .count()
-        .get_result(conn)?;
+    let scanned_files = file_q::count_scanned(conn)?;
     let mut last_hour: BTreeMap<String, i64> = [PinStatus::Pinned, PinStatus::Failed, PinStatus::Aborted]
         .iter()
         .map(|s| (s.to_string(), 0))

@@ -1,0 +1,12 @@
+DROP INDEX files_reason_by_change;
+DROP INDEX files_status_by_change;
+DROP INDEX files_by_change;
+CREATE INDEX files_status ON files (status);
+DROP TRIGGER files_count_deleted ON files;
+DROP TRIGGER files_count_updated ON files;
+DROP TRIGGER files_count_inserted ON files;
+DROP FUNCTION files_count_deleted();
+DROP FUNCTION files_count_updated();
+DROP FUNCTION files_count_inserted();
+DROP TABLE file_count_deltas;
+DROP FUNCTION smanager_reason_key(file_status, TEXT, TEXT);

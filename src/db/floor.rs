@@ -1,0 +1,128 @@
+//! PostgreSQL's raw write rate for rows we have indexed: `COPY` into unlogged copies of `files` and `file_owners`
+//! (same columns, same indexes). `smanager bench` divides our indexing rate by it, so the report says how close we
+//! are to what PostgreSQL on this machine allows, whatever the machine.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use super::schema::{file_owners, files};
+use super::DbError;
+
+diesel::table! {
+    floor_files (cid) {
+        cid -> Text,
+        size_bytes -> Int8,
+        tips -> Numeric,
+        amount -> Numeric,
+        expired_at -> Int8,
+        replicas -> Int4,
+        first_seen_block -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    floor_file_owners (cid, owner) {
+        cid -> Text,
+        owner -> Text,
+        orders -> Int4,
+        first_block -> Int8,
+        last_block -> Int8,
+    }
+}
+
+/// Rows copied and the time the `COPY` statements took (reading the rows is not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyFloor {
+    pub file_rows: u64,
+    pub owner_rows: u64,
+    pub elapsed: Duration,
+}
+
+/// Rows read per `COPY`: bounds the memory the measurement needs.
+const CHUNK: i64 = 20_000;
+
+/// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks, and
+/// times the copies. The copies are dropped afterwards.
+pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, DbError> {
+    diesel::sql_query("DROP TABLE IF EXISTS floor_files, floor_file_owners").execute(conn)?;
+    diesel::sql_query("CREATE UNLOGGED TABLE floor_files (LIKE files INCLUDING ALL)").execute(conn)?;
+    diesel::sql_query("CREATE UNLOGGED TABLE floor_file_owners (LIKE file_owners INCLUDING ALL)").execute(conn)?;
+    let mut out = CopyFloor::default();
+    let mut after = String::new();
+    loop {
+        type Row = (
+            String,
+            i64,
+            bigdecimal::BigDecimal,
+            bigdecimal::BigDecimal,
+            i64,
+            i32,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = files::table
+            .filter(files::cid.gt(&after))
+            .order(files::cid.asc())
+            .limit(CHUNK)
+            .select((
+                files::cid,
+                files::size_bytes,
+                files::tips,
+                files::amount,
+                files::expired_at,
+                files::replicas,
+                files::first_seen_block,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last() else { break };
+        after = last.0.clone();
+        let mut text = Vec::with_capacity(rows.len() * 96);
+        for (cid, size, tips, amount, expired, replicas, first) in &rows {
+            let first = first.map_or_else(|| "\\N".to_string(), |b| b.to_string());
+            writeln!(text, "{cid}\t{size}\t{tips}\t{amount}\t{expired}\t{replicas}\t{first}")
+                .map_err(|e| DbError::Invalid(e.to_string()))?;
+        }
+        let started = Instant::now();
+        let n = diesel::copy_from(floor_files::table)
+            .from_raw_data(floor_files::table, |w| {
+                w.write_all(&text)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+            })
+            .execute(conn)?;
+        out.elapsed += started.elapsed();
+        out.file_rows += n as u64;
+    }
+    if owners {
+        let mut after = (String::new(), String::new());
+        loop {
+            let rows: Vec<(String, String, i32, i64, i64)> = file_owners::table
+                .filter(
+                    file_owners::cid
+                        .gt(&after.0)
+                        .or(file_owners::cid.eq(&after.0).and(file_owners::owner.gt(&after.1))),
+                )
+                .order((file_owners::cid.asc(), file_owners::owner.asc()))
+                .limit(CHUNK)
+                .load(conn)?;
+            let Some(last) = rows.last() else { break };
+            after = (last.0.clone(), last.1.clone());
+            let mut text = Vec::with_capacity(rows.len() * 128);
+            for (cid, owner, orders, first, last) in &rows {
+                writeln!(text, "{cid}\t{owner}\t{orders}\t{first}\t{last}")
+                    .map_err(|e| DbError::Invalid(e.to_string()))?;
+            }
+            let started = Instant::now();
+            let n = diesel::copy_from(floor_file_owners::table)
+                .from_raw_data(floor_file_owners::table, |w| {
+                    w.write_all(&text)
+                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+                })
+                .execute(conn)?;
+            out.elapsed += started.elapsed();
+            out.owner_rows += n as u64;
+        }
+    }
+    diesel::sql_query("DROP TABLE floor_files, floor_file_owners").execute(conn)?;
+    Ok(out)
+}
