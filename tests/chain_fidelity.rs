@@ -167,7 +167,7 @@ fn bad_data_never_downgrades_and_new_orders_reopen() {
             replicas: 0,
         }],
         &[],
-        "0x00",
+        Some("0x00"),
         0,
     )
     .expect("scan");
@@ -243,7 +243,7 @@ fn scan_repairs_closed_files_alive_on_chain_and_takes_corrected_sizes() {
         &mut c,
         &[row(CIDS[0], 1000, 0), row(CIDS[1], 256, 9_000), row(CIDS[2], 1000, 400)],
         &[],
-        "0x00",
+        Some("0x00"),
         0,
     )
     .expect("scan");

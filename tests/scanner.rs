@@ -132,8 +132,10 @@ async fn full_scan_and_resume_from_cursor() {
         "pages continued past the cursor"
     );
     let pages_needed = expected.len() / 100 + 1;
+    // Two round-start probes, the page in flight at the restart, and the pages written while their cursor was not
+    // yet stored (the cursor trails what is stored by at most SCAN_WRITERS pages).
     assert!(
-        starts.len() <= pages_needed + 2,
+        starts.len() <= pages_needed + 2 + smanager::actors::scanner::SCAN_WRITERS,
         "{} pages for {} keys: the restart re-scanned instead of resuming",
         starts.len(),
         expected.len()

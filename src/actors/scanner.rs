@@ -13,6 +13,9 @@ use super::{Deps, SharedPeers};
 use crate::chain::{decode_file_info_as, keys, ChainError, FileInfoLayout, ScannedFile};
 use crate::db::{files, state, DbError};
 
+/// Pages being written at once (each in its own transaction) while the next one is fetched.
+pub const SCAN_WRITERS: usize = 2;
+
 /// Storage keys with their values (`None`: removed meanwhile).
 type KeyValues = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -172,19 +175,25 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         }
         let started = std::time::Instant::now();
         let mut scanned = 0usize;
-        // One page is written while the next is fetched; writes stay in page order (each waits for the previous),
-        // so the cursor only ever moves forward over pages that are stored.
-        let mut writing: Option<tokio::task::JoinHandle<Result<usize, DbError>>> = None;
+        // Pages are written by up to SCAN_WRITERS transactions at once while the next page is fetched. Each write
+        // moves the cursor only to the last page known stored together with every page before it, so after a crash
+        // the scan resumes at most SCAN_WRITERS pages early (upserts are idempotent) and never skips one.
+        let mut writing: std::collections::VecDeque<(tokio::task::JoinHandle<Result<usize, DbError>>, String)> =
+            std::collections::VecDeque::new();
+        let mut stored: Option<String> = None;
         let finished = loop {
             let fetched = fetch_page(&deps, &prefix, start.clone()).await;
-            if let Some(w) = writing.take() {
-                scanned += wrote(w, &peers).await?;
-            }
             let (page, all) = match fetched {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
+            while writing.len() >= SCAN_WRITERS {
+                if let Some((w, key)) = writing.pop_front() {
+                    scanned += wrote(w, &peers).await?;
+                    stored = Some(key);
+                }
+            }
             let last = page.last().cloned().unwrap_or_default();
             let full = page.len() as u32 == cfg.scan_page_size;
             let (rows, invalid) = decode_page(all, layout);
@@ -193,17 +202,27 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             }
             let key_hex = format!("0x{}", hex::encode(&last));
             let db = deps.db.clone();
-            writing = Some(actix_rt::spawn(async move {
-                db.run(move |c| files::upsert_scanned(c, &rows, &invalid, &key_hex, round))
+            let cursor = stored.clone();
+            let w = actix_rt::spawn(async move {
+                db.run(move |c| files::upsert_scanned(c, &rows, &invalid, cursor.as_deref(), round))
                     .await
-            }));
+            });
+            writing.push_back((w, key_hex));
             start = Some(last);
             if !full {
                 break Ok(());
             }
         };
-        if let Some(w) = writing.take() {
+        while let Some((w, key)) = writing.pop_front() {
             scanned += wrote(w, &peers).await?;
+            stored = Some(key);
+        }
+        if finished.is_err() {
+            if let Some(key) = stored {
+                deps.db
+                    .run(move |c| state::set_scan_cursor(c, state::SCANNER_CURSOR, Some(&key), round))
+                    .await?;
+            }
         }
         match finished {
             Ok(()) => {

@@ -201,13 +201,8 @@ impl SubxtChain {
         let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
         let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
 
-        let mut calls: Vec<Option<Value>> = Vec::with_capacity(exts.len());
-        let mut signers: Vec<Option<[u8; 32]>> = Vec::with_capacity(exts.len());
-        for ext in exts.iter() {
-            let ext = ext.map_err(|e| decode(&e))?;
-            signers.push(ext.address_bytes().and_then(account_from_address));
-            calls.push(ext.decode_call_data_as::<Value>().ok());
-        }
+        let exts = exts.iter().collect::<Result<Vec<_>, _>>().map_err(|e| decode(&e))?;
+        // Calls are decoded only for extrinsics that placed orders (most of a real block is something else).
 
         let spec = at.spec_version();
         // Every order of each extrinsic in call order (batches flattened), and how many of them per CID the
@@ -266,22 +261,21 @@ impl SubxtChain {
                         Phase::ApplyExtrinsic(i) => Some(i as usize),
                         _ => None,
                     };
-                    let call = ext_index.and_then(|i| calls.get(i)).and_then(|c| c.as_ref());
-                    let from_call = match (ext_index, call) {
-                        (Some(i), Some(call)) => {
-                            let orders = orders_of.entry(i).or_insert_with(|| {
-                                let mut v = Vec::new();
-                                find_orders(call, &mut v);
-                                v
-                            });
-                            let n = used.entry((i, raw.clone())).or_insert(0);
-                            let mine: Vec<&(Vec<u8>, u64, u128)> = orders.iter().filter(|o| o.0 == raw).collect();
-                            let hit = mine.get(*n).or(mine.last()).map(|o| (o.1, o.2));
-                            *n += 1;
-                            hit
-                        }
-                        _ => None,
-                    };
+                    let from_call = ext_index.and_then(|i| {
+                        // The extrinsic's orders, found once per extrinsic; none when its call does not decode.
+                        let orders = orders_of.entry(i).or_insert_with(|| {
+                            let mut v = Vec::new();
+                            if let Some(call) = exts.get(i).and_then(|x| x.decode_call_data_as::<Value>().ok()) {
+                                find_orders(&call, &mut v);
+                            }
+                            v
+                        });
+                        let n = used.entry((i, raw.clone())).or_insert(0);
+                        let mine: Vec<&(Vec<u8>, u64, u128)> = orders.iter().filter(|o| o.0 == raw).collect();
+                        let hit = mine.get(*n).or(mine.last()).map(|o| (o.1, o.2));
+                        *n += 1;
+                        hit
+                    });
                     let (size, tips) = match from_call {
                         Some(found) => found,
                         None => {
@@ -307,7 +301,11 @@ impl SubxtChain {
                         }
                     };
                     let owner = owner_bytes
-                        .or_else(|| ext_index.and_then(|i| signers.get(i).copied().flatten()))
+                        .or_else(|| {
+                            ext_index
+                                .and_then(|i| exts.get(i))
+                                .and_then(|x| x.address_bytes().and_then(account_from_address))
+                        })
                         .map(|id| ss58::encode(ss58::CRUST_PREFIX, &id))
                         .unwrap_or_default();
                     out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
@@ -479,7 +477,16 @@ fn u128_of(v: &Value) -> Option<u128> {
 /// multisig): any composite with `cid`, `reported_file_size` and `tips` fields. Yields (cid bytes, size, tips).
 pub fn find_orders(call: &Value, out: &mut Vec<(Vec<u8>, u64, u128)>) {
     match &call.value {
-        ValueDef::Composite(Composite::Named(fields)) => {
+        ValueDef::Composite(c) => orders_in(c, out),
+        // A call's arguments are the variant's fields.
+        ValueDef::Variant(var) => orders_in(&var.values, out),
+        _ => {}
+    }
+}
+
+fn orders_in(c: &Composite<()>, out: &mut Vec<(Vec<u8>, u64, u128)>) {
+    match c {
+        Composite::Named(fields) => {
             let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
             if let (Some(c), Some(size)) = (get("cid"), get("reported_file_size")) {
                 if let (Some(cid), Some(size)) = (value_bytes(c), u128_of(size).and_then(|s| u64::try_from(s).ok())) {
@@ -490,40 +497,7 @@ pub fn find_orders(call: &Value, out: &mut Vec<(Vec<u8>, u64, u128)>) {
             }
             fields.iter().for_each(|(_, v)| find_orders(v, out));
         }
-        ValueDef::Composite(Composite::Unnamed(vs)) => vs.iter().for_each(|v| find_orders(v, out)),
-        ValueDef::Variant(var) => match &var.values {
-            // A call's arguments are the variant's named fields: look at them as one composite.
-            Composite::Named(fields) => find_orders(&Value::named_composite(fields.clone()), out),
-            Composite::Unnamed(vs) => vs.iter().for_each(|v| find_orders(v, out)),
-        },
-        _ => {}
-    }
-}
-
-/// Finds the `place_storage_order` for `cid` anywhere in a call, including inside `utility.batch`/`batch_all`:
-/// any composite with `cid`, `reported_file_size` and `tips` fields.
-pub fn find_order(call: &Value, cid: &[u8]) -> Option<(u64, u128)> {
-    match &call.value {
-        ValueDef::Composite(Composite::Named(fields)) => {
-            let get = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-            if let (Some(c), Some(size)) = (get("cid"), get("reported_file_size")) {
-                if value_bytes(c).as_deref() == Some(cid) {
-                    let size = u128_of(size).and_then(|s| u64::try_from(s).ok())?;
-                    let tips = get("tips").and_then(u128_of).unwrap_or(0);
-                    return Some((size, tips));
-                }
-            }
-            fields.iter().find_map(|(_, v)| find_order(v, cid))
-        }
-        ValueDef::Composite(Composite::Unnamed(vs)) => vs.iter().find_map(|v| find_order(v, cid)),
-        ValueDef::Variant(var) => match &var.values {
-            Composite::Named(fields) => {
-                let as_value = Value::named_composite(fields.clone());
-                find_order(&as_value, cid)
-            }
-            Composite::Unnamed(vs) => vs.iter().find_map(|v| find_order(v, cid)),
-        },
-        _ => None,
+        Composite::Unnamed(vs) => vs.iter().for_each(|v| find_orders(v, out)),
     }
 }
 

@@ -41,11 +41,17 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
             .select(super::schema::chain_cursors::block_number)
             .for_update()
             .first(conn)?;
-        let mut outcomes = Vec::with_capacity(blocks.len());
+        let mut outcomes: Vec<BlockOutcome> = Vec::with_capacity(blocks.len());
         let mut last = None;
-        // Orders are applied in runs (one statement per table), across blocks when nothing else happens between
-        // them; closes, refreshes and bad data one by one, in chain order.
-        let mut run: Vec<(&FileOrder, i64)> = Vec::new();
+        // Orders and closes are gathered and written set-wise (a few statements per kind for the whole run), across
+        // blocks. Writes on different CIDs commute, so a gathered event waits only while nothing touches its CID;
+        // an order after a close of the same CID (or the reverse) writes what was gathered first, so every CID sees
+        // its events in chain order. Refreshes and bad data are rare: they write everything gathered, then
+        // themselves.
+        let mut orders: Vec<(&FileOrder, i64)> = Vec::new();
+        let mut ordered_cids: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut closes: Vec<(&str, &str, usize)> = Vec::new();
+        let mut closed_cids: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for block in blocks {
             let number = block_i64(block.number)?;
             if done.is_some_and(|d| d >= number) {
@@ -55,37 +61,51 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
                 });
                 continue;
             }
-            let mut out = BlockOutcome::default();
+            let at = outcomes.len();
+            outcomes.push(BlockOutcome::default());
             for event in &block.events {
-                if let ChainEvent::Ordered(order) = event {
-                    run.push((order, number));
-                    out.ordered += 1;
-                    continue;
-                }
-                upsert_orders(conn, &std::mem::take(&mut run))?;
                 match event {
-                    ChainEvent::Ordered(_) => {}
-                    ChainEvent::Closed { cid, reason } => {
-                        if close_file(conn, cid, reason.as_str())? {
-                            out.closed += 1;
+                    ChainEvent::Ordered(order) => {
+                        if closed_cids.contains(order.cid.as_str()) {
+                            close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
+                            closed_cids.clear();
                         }
+                        orders.push((order, number));
+                        ordered_cids.insert(order.cid.as_str());
+                        outcomes[at].ordered += 1;
+                    }
+                    ChainEvent::Closed { cid, reason } => {
+                        if ordered_cids.contains(cid.as_str()) {
+                            upsert_orders(conn, &std::mem::take(&mut orders))?;
+                            ordered_cids.clear();
+                        }
+                        closes.push((cid.as_str(), reason.as_str(), at));
+                        closed_cids.insert(cid.as_str());
                     }
                     ChainEvent::Invalid { raw, reason } => {
+                        upsert_orders(conn, &std::mem::take(&mut orders))?;
+                        ordered_cids.clear();
+                        close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
+                        closed_cids.clear();
                         record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
-                        out.invalid += 1;
+                        outcomes[at].invalid += 1;
                     }
                     ChainEvent::Refreshed(f) => {
+                        upsert_orders(conn, &std::mem::take(&mut orders))?;
+                        ordered_cids.clear();
+                        close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
+                        closed_cids.clear();
                         if refresh_chain_facts(conn, f)? {
-                            out.refreshed += 1;
+                            outcomes[at].refreshed += 1;
                         }
                     }
                 }
             }
-            outcomes.push(out);
             done = Some(number);
             last = Some(block);
         }
-        upsert_orders(conn, &run)?;
+        upsert_orders(conn, &orders)?;
+        close_files(conn, &closes, &mut outcomes)?;
         if let Some(block) = last {
             let number = block_i64(block.number)?;
             state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
@@ -230,45 +250,76 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
     Ok(orders.len())
 }
 
-/// Marks a file closed and queues its cleanup. A file never seen before is recorded too: it may have been stored by
-/// the manager this one replaced, and `storage/delete` answering 404 is cheap. Returns false if it was already closed.
-fn close_file(conn: &mut PgConnection, cid: &str, reason: &str) -> Result<bool, DbError> {
-    let prev: Option<FileStatus> = files::table
-        .find(cid)
-        .select(files::status)
+/// Marks files closed and queues their cleanups, in chain order, in four statements whatever their number. A file
+/// never seen before is recorded too: it may have been stored by the manager this one replaced, and
+/// `storage/delete` answering 404 is cheap. Each close that changed something counts for its block in `outcomes`
+/// (a file already closed, or closed twice in the run, counts once).
+fn close_files(
+    conn: &mut PgConnection,
+    closes: &[(&str, &str, usize)],
+    outcomes: &mut [BlockOutcome],
+) -> Result<(), DbError> {
+    use diesel::sql_types::Array;
+    if closes.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<&str> = closes.iter().map(|c| c.0).collect();
+    let known: Vec<(String, FileStatus)> = files::table
+        .filter(files::cid.eq_any(&wanted))
+        .select((files::cid, files::status))
+        // Rows locked in one order, so two writers closing the same files cannot deadlock each other.
+        .order(files::cid)
         .for_update()
-        .first(conn)
-        .optional()?;
-    match prev {
-        Some(FileStatus::Closed | FileStatus::Cleaned) => return Ok(false),
-        Some(_) => {
-            diesel::update(files::table.find(cid))
-                .set((
-                    files::status.eq(FileStatus::Closed),
-                    files::status_reason.eq(reason),
-                    files::next_attempt_at.eq(None::<DateTime<Utc>>),
-                    files::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)?;
+        .load(conn)?;
+    let known: std::collections::HashMap<String, FileStatus> = known.into_iter().collect();
+    // The first close of each CID decides; the reason of that close is kept.
+    let mut seen = std::collections::HashSet::new();
+    let mut update: Vec<(&str, &str)> = Vec::new();
+    let mut insert: Vec<(&str, &str)> = Vec::new();
+    for &(cid, reason, at) in closes {
+        if !seen.insert(cid) {
+            continue;
         }
-        None => {
-            diesel::insert_into(files::table)
-                .values((
-                    files::cid.eq(cid),
-                    files::status.eq(FileStatus::Closed),
-                    files::status_reason.eq(reason),
-                ))
-                .execute(conn)?;
+        match known.get(cid) {
+            Some(FileStatus::Closed | FileStatus::Cleaned) => continue,
+            Some(_) => update.push((cid, reason)),
+            None => insert.push((cid, reason)),
+        }
+        if let Some(o) = outcomes.get_mut(at) {
+            o.closed += 1;
         }
     }
+    let split = |v: &[(&str, &str)]| -> (Vec<String>, Vec<String>) {
+        v.iter().map(|(c, r)| (c.to_string(), r.to_string())).unzip()
+    };
+    let (ucids, ureasons) = split(&update);
+    let (icids, ireasons) = split(&insert);
+    let (ccids, creasons) = split(&[update, insert].concat());
+    if ccids.is_empty() {
+        return Ok(());
+    }
     diesel::sql_query(
-        "INSERT INTO cleanups (cid, reason) VALUES ($1, $2)
+        "UPDATE files SET status = 'closed', status_reason = t.reason, next_attempt_at = NULL, updated_at = now()
+           FROM UNNEST($1::text[], $2::text[]) AS t(cid, reason) WHERE files.cid = t.cid",
+    )
+    .bind::<Array<Text>, _>(&ucids)
+    .bind::<Array<Text>, _>(&ureasons)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO files (cid, status, status_reason)
+         SELECT cid, 'closed', reason FROM UNNEST($1::text[], $2::text[]) AS t(cid, reason)",
+    )
+    .bind::<Array<Text>, _>(&icids)
+    .bind::<Array<Text>, _>(&ireasons)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO cleanups (cid, reason) SELECT cid, reason FROM UNNEST($1::text[], $2::text[]) AS t(cid, reason)
          ON CONFLICT (cid) WHERE status = 'pending' DO NOTHING",
     )
-    .bind::<Text, _>(cid)
-    .bind::<Text, _>(reason)
+    .bind::<Array<Text>, _>(&ccids)
+    .bind::<Array<Text>, _>(&creasons)
     .execute(conn)?;
-    Ok(true)
+    Ok(())
 }
 
 /// Records chain data that names no usable file. It never downgrades a file already known under that key: a bad
@@ -669,7 +720,8 @@ pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>,
         .load(conn)?)
 }
 
-/// Multi-row upsert of scanned files and the scan cursor, in one transaction: expiry, replica count and amount
+/// Multi-row upsert of scanned files and the scan cursor (when given: the last key stored with every key before
+/// it), in one transaction: expiry, replica count and amount
 /// are refreshed, and so is the size (`update_replicas` corrects it on chain); new files enter as `new` (found by the
 /// scanner); a file closed or cleaned here but alive and unexpired on chain is re-opened (local state repaired, its
 /// pending cleanup cancelled); CIDs that are not CIDs are recorded as invalid.
@@ -677,7 +729,7 @@ pub fn upsert_scanned(
     conn: &mut PgConnection,
     rows: &[crate::chain::ScannedFile],
     invalid: &[(String, String)],
-    cursor_key: &str,
+    cursor_key: Option<&str>,
     round: i64,
 ) -> Result<usize, DbError> {
     use diesel::sql_types::{Array, Int4, Int8};
@@ -738,7 +790,9 @@ pub fn upsert_scanned(
         for (raw, reason) in invalid {
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
         }
-        state::set_scan_cursor(conn, state::SCANNER_CURSOR, Some(cursor_key), round)?;
+        if let Some(key) = cursor_key {
+            state::set_scan_cursor(conn, state::SCANNER_CURSOR, Some(key), round)?;
+        }
         Ok(n)
     })
 }
