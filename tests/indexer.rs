@@ -353,3 +353,59 @@ fn many_blocks_in_one_transaction_write_what_block_by_block_writes() {
     assert_counts_exact(&mut c);
     assert_eq!(smanager::db::files::compact_counts(&mut c).expect("compact again"), 0);
 }
+
+#[test]
+fn orders_and_closes_of_one_cid_keep_chain_order_within_a_run() {
+    // Gathered writes must not reorder events of one CID: ordered, closed, ordered again is a live file whose
+    // cleanup was cancelled; ordered then closed is closed with its cleanup pending; a close of an unknown CID is
+    // recorded closed. Other CIDs' events in between commute.
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let close = |cid: &str| ChainEvent::Closed {
+        cid: cid.into(),
+        reason: CloseReason::Closed,
+    };
+    let blocks = vec![IndexedBlock {
+        number: 1,
+        hash: "0x01".into(),
+        timestamp_ms: None,
+        events: vec![
+            order(CIDS[0], 100, 1, "alice"),
+            order(CIDS[1], 200, 2, "bob"),
+            close(CIDS[0]),
+            close("QmNeverSeen"),
+            order(CIDS[0], 100, 3, "carol"),
+            close(CIDS[1]),
+            close(CIDS[1]),
+        ],
+    }];
+    let out = smanager::db::files::apply_blocks(&mut c, &blocks).expect("apply");
+    assert_eq!((out[0].ordered, out[0].closed), (3, 3), "{out:?}");
+    let status = |c: &mut PgConnection, cid: &str| -> (FileStatus, bigdecimal::BigDecimal) {
+        files::table
+            .find(cid)
+            .select((files::status, files::tips))
+            .first(c)
+            .expect("file")
+    };
+    assert_eq!(
+        status(&mut c, CIDS[0]),
+        (FileStatus::New, bigdecimal::BigDecimal::from(4))
+    );
+    assert_eq!(status(&mut c, CIDS[1]).0, FileStatus::Closed);
+    assert_eq!(status(&mut c, "QmNeverSeen").0, FileStatus::Closed);
+    let cleanups: Vec<(String, CleanupStatus)> = cleanups::table
+        .order(cleanups::cid)
+        .select((cleanups::cid, cleanups::status))
+        .load(&mut c)
+        .expect("cleanups");
+    assert_eq!(
+        cleanups,
+        vec![
+            ("QmNeverSeen".to_string(), CleanupStatus::Pending),
+            (CIDS[0].to_string(), CleanupStatus::Cancelled),
+            (CIDS[1].to_string(), CleanupStatus::Pending),
+        ]
+    );
+    assert_counts_exact(&mut c);
+}
