@@ -1,3 +1,4 @@
+DROP INDEX files_failures_by_change;
 DROP INDEX files_reason_by_change;
 DROP INDEX files_status_by_change;
 DROP INDEX files_by_change;

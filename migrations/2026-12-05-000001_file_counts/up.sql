@@ -66,3 +66,6 @@ CREATE INDEX files_by_change ON files (updated_at DESC, cid);
 CREATE INDEX files_status_by_change ON files (status, updated_at DESC, cid);
 CREATE INDEX files_reason_by_change ON files (status, smanager_reason_key(status, status_reason, last_error), updated_at DESC, cid)
   WHERE status IN ('skipped', 'invalid', 'failed', 'pin_error', 'insufficient_space', 'pending_replica');
+-- The status page's recent failures: newest first, without walking every file when there are none.
+CREATE INDEX files_failures_by_change ON files (updated_at DESC)
+  WHERE last_error IS NOT NULL AND status IN ('pin_error', 'failed', 'insufficient_space');
