@@ -1,0 +1,191 @@
+// Places storage orders on a real Crust runtime under chopsticks with real sr25519-signed extrinsics (polkadot.js
+// with Crust's type bundle), in the shapes that matter to an indexer, next to other pallets' extrinsics and a failed
+// one; then reads back, as an independent reference, every order the chain accepted and every Market file entry.
+// usage: node crust-orders.js WS_URL — prints one JSON line {spec, head, orders: [...], files: {...}, failed}.
+const { ApiPromise, WsProvider } = require('@polkadot/api');
+const { Keyring } = require('@polkadot/keyring');
+const { typesBundleForPolkadot } = require('@crustio/type-definitions');
+const { u8aToHex, u8aConcat, stringToU8a, bnToU8a } = require('@polkadot/util');
+const { blake2AsU8a } = require('@polkadot/util-crypto');
+
+const CIDS = {
+  v0: 'QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn',
+  b32: 'bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi',
+  b58: 'zdj7WWeQ43G6JJvLWQWZpyHuAMq6uYWRjkBXFad11vE2LHhQ7',
+  b16: 'f01701220c3c4733ec8affd06cf9e9ff50ffc6bcd2ec85a6170004bb709669c31de94391a',
+  batch: 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn',
+  twice: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o',
+  nested: 'QmZTR5bcpQD7cFgTorqxZDYaew1Wqgfbd2ud9QqGPAkK2V',
+  interrupted: 'QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L4',
+};
+
+function u128(n) {
+  return bnToU8a(BigInt(n), { bitLength: 128, isLe: true });
+}
+
+function u32(n) {
+  return bnToU8a(n, { bitLength: 32, isLe: true });
+}
+
+async function main() {
+  const url = process.argv[2];
+  const provider = new WsProvider(url);
+  const api = await ApiPromise.create({
+    provider,
+    typesBundle: typesBundleForPolkadot,
+    types: { DispatchErrorModule: 'DispatchErrorModuleU8' },
+    throwOnConnect: true,
+  });
+  await api.isReadyOrError;
+  const spec = api.runtimeVersion.specVersion.toNumber();
+  const keyring = new Keyring({ type: 'sr25519' });
+  const alice = keyring.addFromUri('//Alice');
+  const bob = keyring.addFromUri('//Bob');
+  const charlie = keyring.addFromUri('//Charlie');
+
+  // Funds, an open market with fees above zero, and the Market pots above the existential deposit.
+  const account = (free) => u8aConcat(u32(0), u32(0), u32(1), u128(free), u128(0), u128(0), u128(0));
+  const pot = (sub) => {
+    const id = new Uint8Array(32);
+    id.set(u8aConcat(stringToU8a('modl'), stringToU8a('crmarket'), new Uint8Array([sub.length << 2]), stringToU8a(sub)));
+    return id;
+  };
+  // utility.as_derivative(0) acts as blake2_256("modlpy/utilisuba" ++ Alice ++ 0u16).
+  const derivative = blake2AsU8a(u8aConcat(stringToU8a('modlpy/utilisuba'), alice.publicKey, bnToU8a(0, { bitLength: 16, isLe: true })));
+  const storage = [];
+  for (const who of [derivative, alice.publicKey, bob.publicKey, charlie.publicKey, ...['coll', 'stor', 'stak', 'rese'].map(pot)]) {
+    storage.push([api.query.system.account.key(who), u8aToHex(account('1000000000000000000'))]);
+  }
+  const market = api.query.market;
+  if (market.enableMarket) storage.push([market.enableMarket.key(), '0x01']);
+  if (market.marketSwitch) storage.push([market.marketSwitch.key(), '0x01']);
+  for (const fee of ['fileBaseFee', 'fileByteFee', 'fileKeysCountFee']) {
+    if (market[fee]) storage.push([market[fee].key(), u8aToHex(u128(1000))]);
+  }
+  await provider.send('dev_setStorage', [storage]);
+  await provider.send('dev_newBlock', [{ count: 1 }]);
+
+  const nonces = new Map();
+  const sign = async (tx, who) => {
+    const key = who.address;
+    if (!nonces.has(key)) nonces.set(key, (await api.rpc.system.accountNextIndex(key)).toNumber());
+    const nonce = nonces.get(key);
+    nonces.set(key, nonce + 1);
+    const signed = await tx.signAsync(who, { nonce, era: 0 });
+    return signed.toHex();
+  };
+  const order = (cid, size, tips, memo) => {
+    const args = api.tx.market.placeStorageOrder.meta.args;
+    if (memo && args.length === 3 && api.tx.market.placeStorageOrderWithMemo) {
+      return api.tx.market.placeStorageOrderWithMemo(cid, size, tips, memo);
+    }
+    const values = [cid, size, tips];
+    for (let i = 3; i < args.length; i++) values.push(memo || '');
+    return api.tx.market.placeStorageOrder(...values);
+  };
+  // A call that fails with a module error on every spec (Market.FileNotExist), and one of another pallet that works.
+  const failing = () => api.tx.market.addPrepaid('QmNotAFileOnThisChainAtAll000000000000000000', 1);
+  const other = () => api.tx.system.remark('0x01');
+  const block = async (txs) => {
+    await provider.send('dev_newBlock', [txs.length ? { count: 1, transactions: txs } : { count: 1 }]);
+  };
+
+  await block([
+    await sign(order(CIDS.v0, 1000, 3), alice),
+    await sign(order(CIDS.b32, 2048, 5, 'memo: hello'), bob),
+    await sign(other(), alice),
+  ]);
+  await block([
+    // Two orders on one CID in one batch: two orders with their own size and tips.
+    await sign(api.tx.utility.batch([order(CIDS.batch, 1000, 4), order(CIDS.batch, 2000, 9)]), alice),
+    // Two identical orders by one account in one block.
+    await sign(order(CIDS.twice, 777, 2), bob),
+    await sign(order(CIDS.twice, 777, 2), bob),
+    // A failed extrinsic next to them: a module error.
+    await sign(failing(), charlie),
+  ]);
+  await block([
+    await sign(api.tx.utility.batchAll([order(CIDS.b58, 4096, 1), order(CIDS.b16, 8192, 0)]), charlie),
+    // Nested: a batch holding a batch_all with an order.
+    await sign(api.tx.utility.batch([api.tx.utility.batchAll([order(CIDS.nested, 300, 6)]), api.tx.system.remark('0x00')]), bob),
+    // Interrupted: the second call fails, the order after it never runs.
+    await sign(
+      api.tx.utility.batch([
+        order(CIDS.interrupted, 500, 1),
+        failing(),
+        order(CIDS.v0, 500, 50),
+      ]),
+      charlie,
+    ),
+    // Through a derivative account of Alice's (funded above): the order's owner is that account.
+    await sign(api.tx.utility.asDerivative(0, order(CIDS.v0, 1000, 7)), alice),
+  ]);
+  await block([]);
+
+  // The reference: every FileSuccess with the order it belongs to, read with polkadot.js.
+  const head = (await api.rpc.chain.getHeader()).number.toNumber();
+  const orders = [];
+  let failed = 0;
+  for (let n = 1; n <= head; n++) {
+    const hash = await api.rpc.chain.getBlockHash(n);
+    const signed = await api.rpc.chain.getBlock(hash);
+    const events = await api.query.system.events.at(hash);
+    const used = new Map();
+    for (const { event, phase } of events) {
+      if (event.section === 'system' && event.method === 'ExtrinsicFailed') failed++;
+      if (event.section !== 'market' || event.method !== 'FileSuccess') continue;
+      const index = phase.asApplyExtrinsic.toNumber();
+      const ext = signed.block.extrinsics[index];
+      const placed = [];
+      const walk = (call) => {
+        if (call.section === 'market' && call.method.startsWith('placeStorageOrder')) {
+          placed.push({ cid: Buffer.from(call.args[0].toU8a(true)).toString(), size: call.args[1].toString(), tips: call.args[2].toString() });
+        } else {
+          for (const a of call.args) {
+            if (a.toRawType && a.toRawType() === 'Call') walk(a);
+            if (Array.isArray(a)) a.forEach((c) => c.section && walk(c));
+            if (a.toArray && a.toRawType().startsWith('Vec<Call')) a.toArray().forEach(walk);
+          }
+        }
+      };
+      walk(api.createType('Call', ext.method));
+      const cid = Buffer.from(event.data[1].toU8a(true)).toString();
+      const k = `${index}/${cid}`;
+      const nth = used.get(k) || 0;
+      used.set(k, nth + 1);
+      const mine = placed.filter((p) => p.cid === cid);
+      const hit = mine[nth] || mine[mine.length - 1];
+      orders.push({ block: n, cid, owner: event.data[0].toString(), size: hit ? hit.size : null, tips: hit ? hit.tips : null });
+    }
+  }
+  const files = {};
+  if (market.filesV2) {
+    for (const [key, value] of await market.filesV2.entries()) {
+      const info = value.isSome ? value.unwrap() : value;
+      files[Buffer.from(key.args[0].toU8a(true)).toString()] = {
+        size: info.file_size.toString(),
+        expired_at: info.expired_at.toString(),
+        amount: info.amount.toString(),
+        replicas: info.reported_replica_count.toString(),
+      };
+    }
+  } else {
+    // Spec 1's `Market.Files` value is (FileInfo, UsedInfo), and Crust's bundle has no UsedInfo: keys are read with
+    // polkadot.js, the value's leading FileInfo fields from the raw bytes (file_size u64, expired_on u32,
+    // calculated_at u32, amount u128, prepaid u128, reported_replica_count u32).
+    for (const key of await market.files.keys()) {
+      const raw = Buffer.from((await provider.send('state_getStorage', [key.toHex()])).slice(2), 'hex');
+      files[Buffer.from(key.args[0].toU8a(true)).toString()] = {
+        size: raw.readBigUInt64LE(0).toString(),
+        expired_at: raw.readUInt32LE(8).toString(),
+        amount: (raw.readBigUInt64LE(16) + (raw.readBigUInt64LE(24) << 64n)).toString(),
+        replicas: raw.readUInt32LE(48).toString(),
+      };
+    }
+  }
+  await api.disconnect();
+  const out = { spec, head, orders, files, failed };
+  await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
+}
+
+main().then(() => process.exit(0)).catch((e) => { console.error(e); process.exit(1); });

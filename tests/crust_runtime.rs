@@ -1,0 +1,266 @@
+//! Orders placed with real sr25519-signed extrinsics on Crust's real runtimes under chopsticks — spec 25 (the live
+//! mainnet runtime) and spec 1 (genesis) — in the shapes an indexer gets wrong: singles, with a memo, two orders on
+//! one CID in one `utility.batch`, two identical orders in one block, `batch_all`, a nested batch, an interrupted
+//! batch, `as_derivative`, CIDv0 and CIDv1 in base32/base58/base16, next to another pallet's extrinsic and a failed
+//! one (a module error). The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
+//! crust-orders.js`); the indexer (following every block from the first) and the scanner (the runtime's own file
+//! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
+//! replicas.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use common::{eventually, TestDb};
+use smanager::actors::{self, Deps};
+use smanager::db::schema::{file_owners, files};
+use smanager::db::state;
+use smanager::ipfs::KuboClient;
+use smanager::sworker::SworkerClient;
+
+/// An npm peer installed by scripts/test.sh, or a loud skip (a panic under CI).
+fn peer_dir(var: &str, name: &str, needs: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join(name));
+    if dir.join(needs).exists() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "{name} is not installed in {} (scripts/test.sh installs it)",
+        dir.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
+        panic!("{msg}");
+    }
+    eprintln!("!! SKIPPED: {msg}");
+    None
+}
+
+struct Chopsticks {
+    pid_file: PathBuf,
+    port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Chopsticks {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn start_chopsticks(dir: &Path, artefacts: &Path, chain_spec: &str) -> Chopsticks {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let types: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(artefacts.join("chopsticks-registered-types.json")).expect("registered types"),
+    )
+    .expect("registered types JSON");
+    let mut config = serde_json::json!({
+        "genesis": artefacts.join(chain_spec),
+        "mock-signature-host": true,
+        "build-block-mode": "Manual",
+        "db": tmp.path().join("db.sqlite"),
+    });
+    if let (Some(c), Some(t)) = (config.as_object_mut(), types.as_object()) {
+        c.extend(t.clone());
+    }
+    let config_path = tmp.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).expect("write config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let out = Command::new("bash")
+        .arg(dir.join("start.sh"))
+        .arg(port.to_string())
+        .arg(&config_path)
+        .env("CHOPSTICKS_DIR", dir)
+        .output()
+        .expect("start.sh");
+    let c = Chopsticks {
+        pid_file: dir.join(format!("chopsticks-{port}.pid")),
+        port,
+        _tmp: tmp,
+    };
+    assert!(
+        out.status.success(),
+        "chopsticks did not start on {chain_spec}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c
+}
+
+/// What polkadot.js read: the orders the chain accepted and the file map.
+#[derive(Debug, serde::Deserialize)]
+struct Reference {
+    spec: u32,
+    head: u64,
+    orders: Vec<RefOrder>,
+    files: BTreeMap<String, RefFile>,
+    failed: u32,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RefOrder {
+    cid: String,
+    owner: String,
+    size: Option<String>,
+    tips: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RefFile {
+    size: String,
+    expired_at: String,
+    amount: String,
+    replicas: String,
+}
+
+async fn orders_on(chain_spec: &str, want_spec: u32) {
+    let Some(artefacts) = common::crust_artefacts() else {
+        return;
+    };
+    let Some(cs_dir) = peer_dir("CHOPSTICKS_DIR", "chopsticks", "node_modules/.bin/chopsticks") else {
+        return;
+    };
+    let Some(pjs_dir) = peer_dir("POLKADOTJS_DIR", "polkadotjs", "node_modules/@polkadot/api") else {
+        return;
+    };
+    let chopsticks = start_chopsticks(&cs_dir, &artefacts, chain_spec);
+    let url = format!("ws://127.0.0.1:{}", chopsticks.port);
+    let out = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-peers/polkadotjs/crust-orders.js"))
+        .arg(&url)
+        .current_dir(&pjs_dir)
+        .env("NODE_PATH", pjs_dir.join("node_modules"))
+        .output()
+        .expect("node crust-orders.js");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "placing orders failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("reference JSON line");
+    let reference: Reference = serde_json::from_str(line).expect("reference JSON");
+    assert_eq!(reference.spec, want_spec, "{line}");
+    assert_eq!(reference.orders.len(), 11, "every shape placed an order: {line}");
+    assert_eq!(reference.failed, 1, "the failed extrinsic is in the chain: {line}");
+    assert!(
+        reference.orders.iter().all(|o| o.size.is_some() && o.tips.is_some()),
+        "{line}"
+    );
+
+    // The pipeline, following every block from the first and scanning the runtime's file map.
+    let t = TestDb::migrated();
+    {
+        let mut c = t.conn();
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    }
+    let mut settings = t.app_settings();
+    settings.chain.end_point = url.clone();
+    settings.chain.scan_cooldown_secs = 3600;
+    settings.chain.poll_interval_ms = 200;
+    let settings = Rc::new(settings);
+    let peers = actors::start(Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/crust-runtime".into(),
+    });
+    let head = i64::try_from(reference.head).expect("head");
+    eventually(180, "every block indexed and one scan round done", || {
+        let mut c = t.conn();
+        let indexed = state::cursor(&mut c, state::INDEXER_CURSOR)
+            .ok()
+            .flatten()
+            .and_then(|c| c.block_number)
+            .is_some_and(|b| b >= head);
+        let scanned = state::cursor(&mut c, state::SCANNER_CURSOR)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.scan_round >= 1);
+        async move { (indexed && scanned).then_some(()) }
+    })
+    .await;
+    smanager::app::shutdown(&peers).await;
+
+    let mut c = t.conn();
+    let mut want_tips: BTreeMap<&str, u128> = BTreeMap::new();
+    let mut want_owners: BTreeMap<(&str, &str), i32> = BTreeMap::new();
+    for o in &reference.orders {
+        let tips: u128 = o.tips.as_deref().unwrap_or("0").parse().expect("tips");
+        *want_tips.entry(&o.cid).or_default() += tips;
+        *want_owners.entry((&o.cid, &o.owner)).or_default() += 1;
+    }
+    let rows: Vec<(
+        String,
+        i64,
+        bigdecimal::BigDecimal,
+        bigdecimal::BigDecimal,
+        i64,
+        i32,
+        bool,
+    )> = files::table
+        .select((
+            files::cid,
+            files::size_bytes,
+            files::tips,
+            files::amount,
+            files::expired_at,
+            files::replicas,
+            files::seen_by_event,
+        ))
+        .order(files::cid)
+        .load(&mut c)
+        .expect("files");
+    let got: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let want: Vec<&str> = want_tips.keys().copied().collect();
+    assert_eq!(got, want, "one row per ordered CID, CID text as on chain, nothing else");
+    for (cid, size, tips, amount, expired, replicas, by_event) in &rows {
+        let f = &reference.files[cid.as_str()];
+        assert!(by_event, "{cid} came through the event path");
+        assert_eq!(size.to_string(), f.size, "{cid}: size");
+        assert_eq!(
+            tips.to_string(),
+            want_tips[cid.as_str()].to_string(),
+            "{cid}: summed tips"
+        );
+        assert_eq!(amount.to_string(), f.amount, "{cid}: amount");
+        assert_eq!(expired.to_string(), f.expired_at, "{cid}: expiry");
+        assert_eq!(replicas.to_string(), f.replicas, "{cid}: replicas");
+    }
+    let owners: Vec<(String, String, i32)> = file_owners::table
+        .select((file_owners::cid, file_owners::owner, file_owners::orders))
+        .order((file_owners::cid, file_owners::owner))
+        .load(&mut c)
+        .expect("owners");
+    let owners: BTreeMap<(&str, &str), i32> = owners.iter().map(|(c, o, n)| ((c.as_str(), o.as_str()), *n)).collect();
+    assert_eq!(owners, want_owners, "owners with their order counts");
+    drop(chopsticks);
+}
+
+#[actix_rt::test]
+async fn orders_on_the_live_runtime_spec_25_are_stored_as_polkadot_js_reads_them() {
+    orders_on("crust-spec25-devchain.json", 25).await;
+}
+
+#[actix_rt::test]
+async fn orders_on_the_genesis_runtime_spec_1_are_stored_as_polkadot_js_reads_them() {
+    orders_on("mainnet-genesis.json", 1).await;
+}
