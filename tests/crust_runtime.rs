@@ -2,7 +2,7 @@
 //! mainnet runtime) and spec 1 (genesis) — in the shapes an indexer gets wrong: singles, with a memo, two orders on
 //! one CID in one `utility.batch`, two identical orders in one block, `batch_all`, a nested batch, an interrupted
 //! batch, `as_derivative`, CIDv0 and CIDv1 in base32/base58/base16, next to another pallet's extrinsic and a failed
-//! one (a module error). The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
+//! one (a module error), and around a session change (Session, ImOnline, Grandpa events), which must decode too. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
 //! crust-orders.js`); the indexer (following every block from the first) and the scanner (the runtime's own file
 //! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
 //! replicas.
@@ -107,6 +107,7 @@ struct Reference {
     orders: Vec<RefOrder>,
     files: BTreeMap<String, RefFile>,
     failed: u32,
+    sessions: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -157,7 +158,11 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         .expect("reference JSON line");
     let reference: Reference = serde_json::from_str(line).expect("reference JSON");
     assert_eq!(reference.spec, want_spec, "{line}");
-    assert_eq!(reference.orders.len(), 11, "every shape placed an order: {line}");
+    assert_eq!(reference.orders.len(), 12, "every shape placed an order: {line}");
+    assert!(
+        reference.sessions.iter().any(|e| e == "session.NewSession"),
+        "a session change is among the blocks: {line}"
+    );
     assert_eq!(reference.failed, 1, "the failed extrinsic is in the chain: {line}");
     assert!(
         reference.orders.iter().all(|o| o.size.is_some() && o.tips.is_some()),
@@ -252,6 +257,14 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         .expect("owners");
     let owners: BTreeMap<(&str, &str), i32> = owners.iter().map(|(c, o, n)| ((c.as_str(), o.as_str()), *n)).collect();
     assert_eq!(owners, want_owners, "owners with their order counts");
+    let undecodable: Option<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS).expect("kv");
+    assert!(
+        undecodable
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .is_none_or(|a| a.is_empty()),
+        "every block decoded, the session change included: {undecodable:?}"
+    );
     drop(chopsticks);
 }
 

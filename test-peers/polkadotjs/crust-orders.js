@@ -1,7 +1,8 @@
 // Places storage orders on a real Crust runtime under chopsticks with real sr25519-signed extrinsics (polkadot.js
 // with Crust's type bundle), in the shapes that matter to an indexer, next to other pallets' extrinsics and a failed
 // one; then reads back, as an independent reference, every order the chain accepted and every Market file entry.
-// usage: node crust-orders.js WS_URL — prints one JSON line {spec, head, orders: [...], files: {...}, failed}.
+// usage: node crust-orders.js WS_URL — prints one JSON line {spec, head, orders: [...], files: {...}, failed,
+// sessions: [events of the session-change block]}.
 const { ApiPromise, WsProvider } = require('@polkadot/api');
 const { Keyring } = require('@polkadot/keyring');
 const { typesBundleForPolkadot } = require('@crustio/type-definitions');
@@ -120,6 +121,24 @@ async function main() {
     // Through a derivative account of Alice's (funded above): the order's owner is that account.
     await sign(api.tx.utility.asDerivative(0, order(CIDS.v0, 1000, 7)), alice),
   ]);
+  // A session boundary: Timestamp.Now set so that the next block's BABE slot opens the next epoch. That block is a
+  // session change (Session, ImOnline, Grandpa… events); it is full, so orders go in the blocks around it.
+  const sessions = [];
+  if (api.query.babe && api.query.babe.genesisSlot) {
+    const genesisSlot = BigInt((await api.query.babe.genesisSlot()).toString());
+    const epochIndex = BigInt((await api.query.babe.epochIndex()).toString());
+    const epoch = BigInt(api.consts.babe.epochDuration.toString());
+    const slotMs = BigInt(api.consts.babe.expectedBlockTime.toString());
+    const nextEpochSlot = genesisSlot + (epochIndex + 1n) * epoch;
+    const now = (nextEpochSlot - 1n) * slotMs;
+    await provider.send('dev_setStorage', [[[api.query.timestamp.now.key(), u8aToHex(bnToU8a(now, { bitLength: 64, isLe: true }))]]]);
+    await block([]);
+    const hash = await api.rpc.chain.getBlockHash();
+    for (const { event } of await api.query.system.events.at(hash)) {
+      if (['session', 'imOnline', 'grandpa', 'staking', 'offences'].includes(event.section)) sessions.push(`${event.section}.${event.method}`);
+    }
+  }
+  await block([await sign(order(CIDS.b32, 2048, 11), charlie)]);
   await block([]);
 
   // The reference: every FileSuccess with the order it belongs to, read with polkadot.js.
@@ -184,7 +203,7 @@ async function main() {
     }
   }
   await api.disconnect();
-  const out = { spec, head, orders, files, failed };
+  const out = { spec, head, orders, files, failed, sessions };
   await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
 }
 
