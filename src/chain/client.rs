@@ -267,6 +267,20 @@ impl SubxtChain {
                             let mut v = Vec::new();
                             if let Some(call) = exts.get(i).and_then(|x| x.decode_call_data_as::<Value>().ok()) {
                                 find_orders(&call, &mut v);
+                                // Multisig carries its call as opaque bytes: decode them as a call of this runtime.
+                                let md = at.metadata_ref();
+                                let mut opaque = Vec::new();
+                                opaque_calls(&call, &mut opaque);
+                                for bytes in opaque {
+                                    let inner = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
+                                        &mut &bytes[..],
+                                        md.outer_enums().call_enum_ty(),
+                                        md.types(),
+                                    );
+                                    if let Ok(inner) = inner {
+                                        find_orders(&inner, &mut v);
+                                    }
+                                }
                             }
                             v
                         });
@@ -481,6 +495,26 @@ pub fn find_orders(call: &Value, out: &mut Vec<(Vec<u8>, u64, u128)>) {
         // A call's arguments are the variant's fields.
         ValueDef::Variant(var) => orders_in(&var.values, out),
         _ => {}
+    }
+}
+
+/// Byte strings in fields named `call` (multisig's `OpaqueCall`), anywhere in a call.
+pub fn opaque_calls(call: &Value, out: &mut Vec<Vec<u8>>) {
+    let fields: Vec<(&str, &Value)> = match &call.value {
+        ValueDef::Composite(Composite::Named(f)) => f.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+        ValueDef::Variant(var) => match &var.values {
+            Composite::Named(f) => f.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+            Composite::Unnamed(vs) => vs.iter().map(|v| ("", v)).collect(),
+        },
+        ValueDef::Composite(Composite::Unnamed(vs)) => vs.iter().map(|v| ("", v)).collect(),
+        _ => Vec::new(),
+    };
+    for (name, v) in fields {
+        match value_bytes(v) {
+            Some(bytes) if name == "call" && !bytes.is_empty() => out.push(bytes),
+            Some(_) => {}
+            None => opaque_calls(v, out),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ const { ApiPromise, WsProvider } = require('@polkadot/api');
 const { Keyring } = require('@polkadot/keyring');
 const { typesBundleForPolkadot } = require('@crustio/type-definitions');
 const { u8aToHex, u8aConcat, stringToU8a, bnToU8a } = require('@polkadot/util');
-const { blake2AsU8a } = require('@polkadot/util-crypto');
+const { blake2AsU8a, createKeyMulti, sortAddresses } = require('@polkadot/util-crypto');
 
 const CIDS = {
   v0: 'QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn',
@@ -17,6 +17,7 @@ const CIDS = {
   batch: 'QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn',
   twice: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o',
   nested: 'QmZTR5bcpQD7cFgTorqxZDYaew1Wqgfbd2ud9QqGPAkK2V',
+  multisig: 'QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB',
   interrupted: 'QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L4',
 };
 
@@ -53,8 +54,10 @@ async function main() {
   };
   // utility.as_derivative(0) acts as blake2_256("modlpy/utilisuba" ++ Alice ++ 0u16).
   const derivative = blake2AsU8a(u8aConcat(stringToU8a('modlpy/utilisuba'), alice.publicKey, bnToU8a(0, { bitLength: 16, isLe: true })));
+  // A 2-of-2 multisig of Alice and Bob (funded below) places an order: Alice approves, Bob executes.
+  const multisig = createKeyMulti([alice.address, bob.address], 2);
   const storage = [];
-  for (const who of [derivative, alice.publicKey, bob.publicKey, charlie.publicKey, ...['coll', 'stor', 'stak', 'rese'].map(pot)]) {
+  for (const who of [multisig, derivative, alice.publicKey, bob.publicKey, charlie.publicKey, ...['coll', 'stor', 'stak', 'rese'].map(pot)]) {
     storage.push([api.query.system.account.key(who), u8aToHex(account('1000000000000000000'))]);
   }
   const market = api.query.market;
@@ -121,6 +124,26 @@ async function main() {
     // Through a derivative account of Alice's (funded above): the order's owner is that account.
     await sign(api.tx.utility.asDerivative(0, order(CIDS.v0, 1000, 7)), alice),
   ]);
+  if (api.tx.multisig) {
+    const call = order(CIDS.multisig, 640, 8);
+    const others = (who) => sortAddresses([alice.address, bob.address].filter((a) => a !== who.address));
+    const args = (who, timepoint, approve) =>
+      api.tx.multisig[approve ? 'approveAsMulti' : 'asMulti'].meta.args.map((a) => {
+        const name = a.name.toString();
+        if (name === 'threshold') return 2;
+        if (name === 'other_signatories' || name === 'otherSignatories') return others(who);
+        if (name === 'maybe_timepoint' || name === 'maybeTimepoint') return timepoint;
+        if (name === 'call') return call.method.toHex();
+        if (name === 'call_hash' || name === 'callHash') return call.method.hash;
+        if (name === 'store_call' || name === 'storeCall') return false;
+        if (name === 'max_weight' || name === 'maxWeight') return 5000000000;
+        throw new Error(`multisig argument ${name}`);
+      });
+    await block([await sign(api.tx.multisig.approveAsMulti(...args(alice, null, true)), alice)]);
+    const pending = await api.query.multisig.multisigs(multisig, call.method.hash);
+    const when = pending.unwrap().when;
+    await block([await sign(api.tx.multisig.asMulti(...args(bob, { height: when.height, index: when.index }, false)), bob)]);
+  }
   // A session boundary: Timestamp.Now set so that the next block's BABE slot opens the next epoch. That block is a
   // session change (Session, ImOnline, Grandpa… events); it is full, so orders go in the blocks around it.
   const sessions = [];
@@ -161,6 +184,11 @@ async function main() {
           placed.push({ cid: Buffer.from(call.args[0].toU8a(true)).toString(), size: call.args[1].toString(), tips: call.args[2].toString() });
         } else {
           for (const a of call.args) {
+            // Multisig carries its call as opaque bytes.
+            if (call.section === 'multisig' && a.toRawType && ['OpaqueCall', 'Bytes', 'Vec<u8>'].includes(a.toRawType())) {
+              walk(api.createType('Call', a.toU8a(true)));
+              continue;
+            }
             if (a.toRawType && a.toRawType() === 'Call') walk(a);
             if (Array.isArray(a)) a.forEach((c) => c.section && walk(c));
             if (a.toArray && a.toRawType().startsWith('Vec<Call')) a.toArray().forEach(walk);
