@@ -2,7 +2,8 @@
 //! mainnet runtime) and spec 1 (genesis) — in the shapes an indexer gets wrong: singles, with a memo, two orders on
 //! one CID in one `utility.batch`, two identical orders in one block, `batch_all`, a nested batch, an interrupted
 //! batch, `as_derivative`, CIDv0 and CIDv1 in base32/base58/base16, next to another pallet's extrinsic and a failed
-//! one (a module error), and around a session change (Session, ImOnline, Grandpa events), which must decode too. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
+//! one (a module error), and around session changes up to an era boundary (Session, ImOnline, Offences, Staking,
+//! Grandpa events), which must decode too. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
 //! crust-orders.js`); the indexer (following every block from the first) and the scanner (the runtime's own file
 //! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
 //! replicas.
@@ -161,12 +162,18 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     // Spec 1 has no Multisig pallet: one order fewer.
     assert_eq!(
         reference.orders.len(),
-        if want_spec == 25 { 13 } else { 12 },
+        if want_spec == 25 { 14 } else { 13 },
         "every shape placed an order: {line}"
     );
+    for want in ["session.NewSession", "imOnline.SomeOffline", "grandpa.NewAuthorities"] {
+        assert!(
+            reference.sessions.iter().any(|e| e == want),
+            "{want} is among the blocks: {line}"
+        );
+    }
     assert!(
-        reference.sessions.iter().any(|e| e == "session.NewSession"),
-        "a session change is among the blocks: {line}"
+        reference.sessions.iter().any(|e| e.starts_with("staking.")),
+        "an era boundary is among the blocks: {line}"
     );
     assert_eq!(reference.failed, 1, "the failed extrinsic is in the chain: {line}");
     assert!(

@@ -149,16 +149,20 @@ async function main() {
   const sessions = [];
   if (api.query.babe && api.query.babe.genesisSlot) {
     const genesisSlot = BigInt((await api.query.babe.genesisSlot()).toString());
-    const epochIndex = BigInt((await api.query.babe.epochIndex()).toString());
     const epoch = BigInt(api.consts.babe.epochDuration.toString());
     const slotMs = BigInt(api.consts.babe.expectedBlockTime.toString());
-    const nextEpochSlot = genesisSlot + (epochIndex + 1n) * epoch;
-    const now = (nextEpochSlot - 1n) * slotMs;
-    await provider.send('dev_setStorage', [[[api.query.timestamp.now.key(), u8aToHex(bnToU8a(now, { bitLength: 64, isLe: true }))]]]);
-    await block([]);
-    const hash = await api.rpc.chain.getBlockHash();
-    for (const { event } of await api.query.system.events.at(hash)) {
-      if (['session', 'imOnline', 'grandpa', 'staking', 'offences'].includes(event.section)) sessions.push(`${event.section}.${event.method}`);
+    const perEra = api.consts.staking && api.consts.staking.sessionsPerEra ? api.consts.staking.sessionsPerEra.toNumber() : 1;
+    // Session changes up to the next era (Staking, Grandpa events), orders in a block between two of them.
+    for (let i = 0; i < perEra + 1; i++) {
+      const epochIndex = BigInt((await api.query.babe.epochIndex()).toString());
+      const now = (genesisSlot + (epochIndex + 1n) * epoch - 1n) * slotMs;
+      await provider.send('dev_setStorage', [[[api.query.timestamp.now.key(), u8aToHex(bnToU8a(now, { bitLength: 64, isLe: true }))]]]);
+      await block([]);
+      const hash = await api.rpc.chain.getBlockHash();
+      for (const { event } of await api.query.system.events.at(hash)) {
+        if (['session', 'imOnline', 'grandpa', 'staking', 'offences'].includes(event.section)) sessions.push(`${event.section}.${event.method}`);
+      }
+      if (i === 0) await block([await sign(order(CIDS.b58, 4096, 2), alice)]);
     }
   }
   await block([await sign(order(CIDS.b32, 2048, 11), charlie)]);
