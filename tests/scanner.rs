@@ -157,3 +157,26 @@ async fn full_scan_and_resume_from_cursor() {
     }
     chain.stop().await;
 }
+
+#[test]
+fn a_late_page_write_never_moves_the_cursor_back_nor_reopens_a_round() {
+    // Page writes run concurrently and may outlive a scanner restart: the cursor only moves forward within its round.
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let cursor = |c: &mut PgConnection| {
+        let cur = state::cursor(c, state::SCANNER_CURSOR).expect("cursor").expect("row");
+        (cur.scan_key, cur.scan_round)
+    };
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0a10", 0).expect("first page");
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0a30", 0).expect("third page");
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0a20", 0).expect("second page, late");
+    assert_eq!(cursor(&mut c), (Some("0x0a30".to_string()), 0), "never backwards");
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0a3001", 0).expect("longer key");
+    assert_eq!(cursor(&mut c), (Some("0x0a3001".to_string()), 0));
+    // The round completes; a write of that round committing afterwards changes nothing.
+    state::set_scan_cursor(&mut c, state::SCANNER_CURSOR, None, 1).expect("round done");
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0b00", 0).expect("late write");
+    assert_eq!(cursor(&mut c), (None, 1), "a finished round stays finished");
+    state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0100", 1).expect("next round's first page");
+    assert_eq!(cursor(&mut c), (Some("0x0100".to_string()), 1));
+}

@@ -309,7 +309,7 @@ async fn follow(
         // transaction.
         let (tx, mut rx) = tokio::sync::mpsc::channel(FETCH_AHEAD);
         let chain = deps.chain.clone();
-        let fetcher = actix_rt::spawn(async move {
+        let fetcher = AbortOnDrop(actix_rt::spawn(async move {
             let mut blocks = futures_util::stream::iter(next..=head)
                 .map(move |n| {
                     let chain = chain.clone();
@@ -321,7 +321,7 @@ async fn follow(
                     break;
                 }
             }
-        });
+        }));
         let mut chunk = Vec::with_capacity(APPLY_BLOCKS);
         'fetching: while rx.recv_many(&mut chunk, APPLY_BLOCKS).await > 0 {
             let mut ready = Vec::with_capacity(chunk.len());
@@ -374,11 +374,20 @@ async fn follow(
             }
         }
         // After an error the blocks fetched ahead are dropped; the next pass starts again at `next`.
-        fetcher.abort();
+        drop(fetcher);
         if progress.get().next_block.is_none() {
             set_next(&progress, next);
         }
         wait_for_head(&deps, &mut heads, &mut resubscribe_at, poll).await;
+    }
+}
+
+/// The fetch task of one pass: stopped with the pass, also when the actor stops or restarts mid-catch-up.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

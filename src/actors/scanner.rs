@@ -220,7 +220,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         if finished.is_err() {
             if let Some(key) = stored {
                 deps.db
-                    .run(move |c| state::set_scan_cursor(c, state::SCANNER_CURSOR, Some(&key), round))
+                    .run(move |c| state::advance_scan_cursor(c, state::SCANNER_CURSOR, &key, round))
                     .await?;
             }
         }

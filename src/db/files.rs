@@ -791,7 +791,7 @@ pub fn upsert_scanned(
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
         }
         if let Some(key) = cursor_key {
-            state::set_scan_cursor(conn, state::SCANNER_CURSOR, Some(key), round)?;
+            state::advance_scan_cursor(conn, state::SCANNER_CURSOR, key, round)?;
         }
         Ok(n)
     })

@@ -119,6 +119,23 @@ pub fn set_scan_cursor(conn: &mut PgConnection, name: &str, key: Option<&str>, r
     Ok(())
 }
 
+/// Moves a scan cursor forward within `round` only: a page write that commits late (it outlived a restart of the
+/// scanner, or the round finished meanwhile) can neither move the cursor back nor reopen a finished round. Keys are
+/// lowercase hex of storage keys, so text order is key order.
+pub fn advance_scan_cursor(conn: &mut PgConnection, name: &str, key: &str, round: i64) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO chain_cursors (name, scan_key, scan_round) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO UPDATE SET scan_key = EXCLUDED.scan_key, updated_at = now()
+          WHERE chain_cursors.scan_round = EXCLUDED.scan_round
+            AND (chain_cursors.scan_key IS NULL OR chain_cursors.scan_key COLLATE \"C\" < EXCLUDED.scan_key COLLATE \"C\")",
+    )
+    .bind::<diesel::sql_types::Text, _>(name)
+    .bind::<diesel::sql_types::Text, _>(key)
+    .bind::<diesel::sql_types::BigInt, _>(round)
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Reads a JSON value from the key-value state; `None` when the key was never written.
 pub fn kv_get<T: DeserializeOwned>(conn: &mut PgConnection, key: &str) -> Result<Option<T>, DbError> {
     let v: Option<serde_json::Value> = kv_state::table
