@@ -2,8 +2,8 @@
 //! mainnet runtime) and spec 1 (genesis) — in the shapes an indexer gets wrong: singles, with a memo, two orders on
 //! one CID in one `utility.batch`, two identical orders in one block, `batch_all`, a nested batch, an interrupted
 //! batch, `as_derivative`, CIDv0 and CIDv1 in base32/base58/base16, next to another pallet's extrinsic and a failed
-//! one (a module error), and around session changes up to an era boundary (Session, ImOnline, Offences, Staking,
-//! Grandpa events), which must decode too. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
+//! one (a module error), an identity judgement in an order's block (Balances.ReserveRepatriated), and around
+//! session changes up to an era boundary (Session, ImOnline, Offences, Staking, Grandpa events), which must decode. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
 //! crust-orders.js`); the indexer (following every block from the first) and the scanner (the runtime's own file
 //! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
 //! replicas.
@@ -162,10 +162,16 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     // Spec 1 has no Multisig pallet: one order fewer.
     assert_eq!(
         reference.orders.len(),
-        if want_spec == 25 { 14 } else { 13 },
+        if want_spec == 25 { 15 } else { 14 },
         "every shape placed an order: {line}"
     );
-    for want in ["session.NewSession", "imOnline.SomeOffline", "grandpa.NewAuthorities"] {
+    for want in [
+        "session.NewSession",
+        "imOnline.SomeOffline",
+        "grandpa.NewAuthorities",
+        "balances.ReserveRepatriated",
+        "identity.JudgementGiven",
+    ] {
         assert!(
             reference.sessions.iter().any(|e| e == want),
             "{want} is among the blocks: {line}"

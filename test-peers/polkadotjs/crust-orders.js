@@ -18,6 +18,7 @@ const CIDS = {
   twice: 'QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o',
   nested: 'QmZTR5bcpQD7cFgTorqxZDYaew1Wqgfbd2ud9QqGPAkK2V',
   multisig: 'QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB',
+  judged: 'QmQPeNsJPyVWPFDVHb9AEPJ2ALbuYLfGS5jamgH23oWJzu',
   interrupted: 'QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L4',
 };
 
@@ -124,6 +125,25 @@ async function main() {
     // Through a derivative account of Alice's (funded above): the order's owner is that account.
     await sign(api.tx.utility.asDerivative(0, order(CIDS.v0, 1000, 7)), alice),
   ]);
+  const sessions = [];
+  // An identity judgement in the same block as an order: the registrar's fee is repatriated
+  // (Balances.ReserveRepatriated). Bob is made registrar 0 through storage (there is no sudo).
+  if (api.tx.identity && api.query.identity.registrars) {
+    const registrars = api.createType('Vec<Option<RegistrarInfo>>', [{ account: bob.address, fee: 100, fields: 0 }]);
+    await provider.send('dev_setStorage', [[[api.query.identity.registrars.key(), registrars.toHex()]]]);
+    await block([
+      await sign(api.tx.identity.setIdentity({ display: { Raw: 'alice' } }), alice),
+      await sign(api.tx.identity.requestJudgement(0, 100), alice),
+    ]);
+    await block([
+      await sign(api.tx.identity.provideJudgement(0, alice.address, 'Reasonable'), bob),
+      await sign(order(CIDS.judged, 900, 4), charlie),
+    ]);
+    const hash = await api.rpc.chain.getBlockHash();
+    for (const { event } of await api.query.system.events.at(hash)) {
+      if (event.section === 'balances' || event.section === 'identity') sessions.push(`${event.section}.${event.method}`);
+    }
+  }
   if (api.tx.multisig) {
     const call = order(CIDS.multisig, 640, 8);
     const others = (who) => sortAddresses([alice.address, bob.address].filter((a) => a !== who.address));
@@ -146,7 +166,6 @@ async function main() {
   }
   // A session boundary: Timestamp.Now set so that the next block's BABE slot opens the next epoch. That block is a
   // session change (Session, ImOnline, Grandpa… events); it is full, so orders go in the blocks around it.
-  const sessions = [];
   if (api.query.babe && api.query.babe.genesisSlot) {
     const genesisSlot = BigInt((await api.query.babe.genesisSlot()).toString());
     const epoch = BigInt(api.consts.babe.epochDuration.toString());
