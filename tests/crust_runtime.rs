@@ -2,7 +2,8 @@
 //! mainnet runtime) and spec 1 (genesis) — in the shapes an indexer gets wrong: singles, with a memo, two orders on
 //! one CID in one `utility.batch`, two identical orders in one block, `batch_all`, a nested batch, an interrupted
 //! batch, `as_derivative`, CIDv0 and CIDv1 in base32/base58/base16, next to another pallet's extrinsic and a failed
-//! one (a module error), an identity judgement in an order's block (Balances.ReserveRepatriated), and around
+//! one (a module error), an identity judgement and (spec 25) a bridge transfer in an order's block
+//! (Balances.ReserveRepatriated, ChainBridge.FungibleTransfer), and around
 //! session changes up to an era boundary (Session, ImOnline, Offences, Staking, Grandpa events), which must decode. The reference is polkadot.js with Crust's type bundle (`test-peers/polkadotjs/
 //! crust-orders.js`); the indexer (following every block from the first) and the scanner (the runtime's own file
 //! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
@@ -159,10 +160,10 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         .expect("reference JSON line");
     let reference: Reference = serde_json::from_str(line).expect("reference JSON");
     assert_eq!(reference.spec, want_spec, "{line}");
-    // Spec 1 has no Multisig pallet: one order fewer.
+    // Spec 1 has no Multisig and no bridge: two orders fewer.
     assert_eq!(
         reference.orders.len(),
-        if want_spec == 25 { 15 } else { 14 },
+        if want_spec == 25 { 16 } else { 14 },
         "every shape placed an order: {line}"
     );
     for want in [
@@ -181,6 +182,12 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         reference.sessions.iter().any(|e| e.starts_with("staking.")),
         "an era boundary is among the blocks: {line}"
     );
+    if want_spec == 25 {
+        assert!(
+            reference.sessions.iter().any(|e| e == "chainBridge.FungibleTransfer"),
+            "a bridge transfer is in an order's block: {line}"
+        );
+    }
     assert_eq!(reference.failed, 1, "the failed extrinsic is in the chain: {line}");
     assert!(
         reference.orders.iter().all(|o| o.size.is_some() && o.tips.is_some()),

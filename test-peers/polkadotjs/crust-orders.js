@@ -19,6 +19,7 @@ const CIDS = {
   nested: 'QmZTR5bcpQD7cFgTorqxZDYaew1Wqgfbd2ud9QqGPAkK2V',
   multisig: 'QmPZ9gcCEpqKTo6aq61g2nXGUhM4iCL3ewB6LDXZCtioEB',
   judged: 'QmQPeNsJPyVWPFDVHb9AEPJ2ALbuYLfGS5jamgH23oWJzu',
+  bridged: 'QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR',
   interrupted: 'QmaozNR7DZHQK1ZcU9p7QdrshMvXqWK6gpu5rmrkPdT3L4',
 };
 
@@ -142,6 +143,24 @@ async function main() {
     const hash = await api.rpc.chain.getBlockHash();
     for (const { event } of await api.query.system.events.at(hash)) {
       if (event.section === 'balances' || event.section === 'identity') sessions.push(`${event.section}.${event.method}`);
+    }
+  }
+  // A bridge transfer in the same block as an order (ChainBridge.FungibleTransfer): chain 1 whitelisted through
+  // storage, with its fee.
+  if (api.tx.bridgeTransfer && api.query.chainBridge) {
+    const nonces = api.query.chainBridge.chainNonces;
+    const fee = api.query.bridgeTransfer.bridgeFee;
+    await provider.send('dev_setStorage', [[
+      [nonces.key(1), api.createType('Option<u64>', 0).toHex()],
+      [fee.key(1), api.createType('(BalanceOf, u32)', [1000, 0]).toHex()],
+    ]]);
+    await block([
+      await sign(api.tx.bridgeTransfer.transferNative(1000000000000, '0x1111111111111111111111111111111111111111', 1), alice),
+      await sign(order(CIDS.bridged, 1200, 5), bob),
+    ]);
+    const hash = await api.rpc.chain.getBlockHash();
+    for (const { event } of await api.query.system.events.at(hash)) {
+      if (event.section === 'chainBridge') sessions.push(`${event.section}.${event.method}`);
     }
   }
   if (api.tx.multisig) {
