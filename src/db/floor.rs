@@ -35,8 +35,11 @@ diesel::table! {
 /// Rows copied and the time the `COPY` statements took (reading the rows is not counted).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CopyFloor {
+    /// `files` rows copied.
     pub file_rows: u64,
+    /// `file_owners` rows copied (0 when owners were not asked for).
     pub owner_rows: u64,
+    /// Time spent in `COPY` statements only.
     pub elapsed: Duration,
 }
 
