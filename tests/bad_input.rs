@@ -4,20 +4,15 @@
 
 mod common;
 
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::prelude::*;
 
 use common::{eventually, TestDb};
-use smanager::actors::{self, Deps};
 use smanager::db::schema::files;
 use smanager::db::{state, FileStatus};
 use smanager::devnet::chain::{account, ChainConfig, DevChain};
 use smanager::devnet::content::ContentStore;
-use smanager::ipfs::KuboClient;
-use smanager::sworker::SworkerClient;
 
 #[actix_rt::test]
 async fn bad_merkle_roots_and_undecodable_blocks() {
@@ -52,15 +47,7 @@ async fn bad_merkle_roots_and_undecodable_blocks() {
     let mut settings = t.app_settings();
     settings.chain.end_point = chain.ws_url();
     settings.chain.scan_cooldown_secs = 3600;
-    let settings = Rc::new(settings);
-    let peers = actors::start(Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings,
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/bad-input".into(),
-    });
+    let peers = common::start_indexing(&t, settings, "test/bad-input");
     eventually(120, "indexed past the bad blocks", || {
         let mut c = t.conn();
         let b = state::cursor(&mut c, state::INDEXER_CURSOR)

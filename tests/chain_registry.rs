@@ -4,6 +4,8 @@
 //! (`ImOnline.SomeOffline`, `Grandpa.NewAuthorities`, multisig and bridge events), losing the orders beside them.
 //! The metadata is Crust's own (`../shared/crust/metadata-spec25.hex`, see tests/common `crust_artefacts`).
 
+#[path = "common/chopsticks.rs"]
+mod chopsticks;
 mod common;
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -192,61 +194,8 @@ fn every_type_of_real_spec25_metadata_resolves() {
 
 /// Starts chopsticks on Crust's genesis (spec 1) and asks it for that runtime's metadata.
 async fn genesis_metadata(artefacts: &std::path::Path) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("CHOPSTICKS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/chopsticks")));
-    if !dir.join("node_modules/.bin/chopsticks").exists() {
-        let msg = format!(
-            "chopsticks is not installed in {} (scripts/test.sh installs it)",
-            dir.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-            panic!("{msg}");
-        }
-        eprintln!("!! SKIPPED: {msg}");
-        return None;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let types: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(artefacts.join("chopsticks-registered-types.json")).expect("registered types"),
-    )
-    .expect("registered types JSON");
-    let mut config = serde_json::json!({
-        "genesis": artefacts.join("mainnet-genesis.json"),
-        "mock-signature-host": true,
-        "build-block-mode": "Manual",
-        "db": tmp.path().join("db.sqlite"),
-    });
-    if let (Some(c), Some(t)) = (config.as_object_mut(), types.as_object()) {
-        c.extend(t.clone());
-    }
-    let config_path = tmp.path().join("spec1.json");
-    std::fs::write(&config_path, config.to_string()).expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let out = std::process::Command::new("bash")
-        .arg(dir.join("start.sh"))
-        .arg(port.to_string())
-        .arg(&config_path)
-        .env("CHOPSTICKS_DIR", &dir)
-        .output()
-        .expect("start.sh");
-    let pid_file = dir.join(format!("chopsticks-{port}.pid"));
-    let stop = || {
-        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
-        }
-    };
-    if !out.status.success() {
-        stop();
-        panic!(
-            "chopsticks did not start on Crust's genesis: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let peer = chopsticks::crust(artefacts, "mainnet-genesis.json")?;
+    let port = peer.port;
     let answer = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .finish()
@@ -257,7 +206,7 @@ async fn genesis_metadata(artefacts: &std::path::Path) -> Option<Vec<u8>> {
         Ok(mut r) => r.json().limit(16 << 20).await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    stop();
+    drop(peer);
     let body = body.expect("state_getMetadata answered");
     let hex_text = body["result"].as_str().expect("metadata hex").to_string();
     Some(hex::decode(hex_text.trim_start_matches("0x")).expect("metadata hex decodes"))

@@ -2,59 +2,14 @@
 //! genesis (installed by scripts/test.sh into `.cache/chopsticks`). The same code paths as on Crust: follow finalized
 //! blocks (decoded with the metadata of their runtime) and page `System.Account` with keys and batched values.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
+
+#[path = "common/chopsticks.rs"]
+mod chopsticks;
+mod common;
 
 use smanager::chain::client::SubxtChain;
 use smanager::chain::ChainSource;
-
-struct Chopsticks {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Chopsticks {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.dir.join(format!("chopsticks-{}.pid", self.port))) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-fn start() -> Option<Chopsticks> {
-    let dir = std::env::var_os("CHOPSTICKS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/chopsticks")));
-    if !dir.join("node_modules/.bin/chopsticks").exists() {
-        let msg = format!(
-            "chopsticks is not installed in {} (scripts/test.sh installs it)",
-            dir.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-            panic!("{msg}");
-        }
-        eprintln!("!! SKIPPED: {msg}");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let out = Command::new("bash")
-        .arg(dir.join("start.sh"))
-        .arg(port.to_string())
-        .env("CHOPSTICKS_DIR", &dir)
-        .output()
-        .expect("start.sh");
-    assert!(
-        out.status.success(),
-        "chopsticks did not start: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(Chopsticks { dir, port })
-}
 
 async fn new_block(port: u16) {
     let mut r = awc::Client::builder()
@@ -74,7 +29,7 @@ async fn new_block(port: u16) {
 
 #[actix_rt::test]
 async fn follows_finalized_blocks_and_pages_system_account() {
-    let Some(peer) = start() else { return };
+    let Some(peer) = chopsticks::asset_hub() else { return };
     let client = SubxtChain::connect(&format!("ws://127.0.0.1:{}", peer.port))
         .await
         .expect("connect");

@@ -9,97 +9,19 @@
 //! map) must store exactly what it reads: CID text, size, summed tips, owners with order counts, expiry, amount and
 //! replicas.
 
+#[path = "common/chopsticks.rs"]
+mod chopsticks;
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::rc::Rc;
-use std::time::Duration;
 
 use diesel::prelude::*;
 
 use common::{eventually, TestDb};
-use smanager::actors::{self, Deps};
 use smanager::db::schema::{file_owners, files};
 use smanager::db::state;
-use smanager::ipfs::KuboClient;
-use smanager::sworker::SworkerClient;
-
-/// An npm peer installed by scripts/test.sh, or a loud skip (a panic under CI).
-fn peer_dir(var: &str, name: &str, needs: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join(name));
-    if dir.join(needs).exists() {
-        return Some(dir);
-    }
-    let msg = format!(
-        "{name} is not installed in {} (scripts/test.sh installs it)",
-        dir.display()
-    );
-    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-        panic!("{msg}");
-    }
-    eprintln!("!! SKIPPED: {msg}");
-    None
-}
-
-struct Chopsticks {
-    pid_file: PathBuf,
-    port: u16,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for Chopsticks {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
-}
-
-fn start_chopsticks(dir: &Path, artefacts: &Path, chain_spec: &str) -> Chopsticks {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let types: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(artefacts.join("chopsticks-registered-types.json")).expect("registered types"),
-    )
-    .expect("registered types JSON");
-    let mut config = serde_json::json!({
-        "genesis": artefacts.join(chain_spec),
-        "mock-signature-host": true,
-        "build-block-mode": "Manual",
-        "db": tmp.path().join("db.sqlite"),
-    });
-    if let (Some(c), Some(t)) = (config.as_object_mut(), types.as_object()) {
-        c.extend(t.clone());
-    }
-    let config_path = tmp.path().join("config.json");
-    std::fs::write(&config_path, config.to_string()).expect("write config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let out = Command::new("bash")
-        .arg(dir.join("start.sh"))
-        .arg(port.to_string())
-        .arg(&config_path)
-        .env("CHOPSTICKS_DIR", dir)
-        .output()
-        .expect("start.sh");
-    let c = Chopsticks {
-        pid_file: dir.join(format!("chopsticks-{port}.pid")),
-        port,
-        _tmp: tmp,
-    };
-    assert!(
-        out.status.success(),
-        "chopsticks did not start on {chain_spec}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    c
-}
 
 /// What polkadot.js read: the orders the chain accepted and the file map.
 #[derive(Debug, serde::Deserialize)]
@@ -132,13 +54,12 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     let Some(artefacts) = common::crust_artefacts() else {
         return;
     };
-    let Some(cs_dir) = peer_dir("CHOPSTICKS_DIR", "chopsticks", "node_modules/.bin/chopsticks") else {
+    let Some(pjs_dir) = common::npm_peer("POLKADOTJS_DIR", "polkadotjs", "node_modules/@polkadot/api") else {
         return;
     };
-    let Some(pjs_dir) = peer_dir("POLKADOTJS_DIR", "polkadotjs", "node_modules/@polkadot/api") else {
+    let Some(chopsticks) = chopsticks::crust(&artefacts, chain_spec) else {
         return;
     };
-    let chopsticks = start_chopsticks(&cs_dir, &artefacts, chain_spec);
     let url = format!("ws://127.0.0.1:{}", chopsticks.port);
     let out = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("test-peers/polkadotjs/crust-orders.js"))
@@ -204,15 +125,7 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     settings.chain.end_point = url.clone();
     settings.chain.scan_cooldown_secs = 3600;
     settings.chain.poll_interval_ms = 200;
-    let settings = Rc::new(settings);
-    let peers = actors::start(Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings,
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/crust-runtime".into(),
-    });
+    let peers = common::start_indexing(&t, settings, "test/crust-runtime");
     let head = i64::try_from(reference.head).expect("head");
     eventually(180, "every block indexed and one scan round done", || {
         let mut c = t.conn();

@@ -2,7 +2,8 @@
 //! TypeScript manager, crust.js and Crust Apps use) loads its metadata and reads Market and Swork storage and events.
 //! polkadot.js is installed by scripts/test.sh into `.cache/polkadotjs`; missing → skipped loudly (failed under CI).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
 use smanager::chain::ss58;
@@ -11,20 +12,9 @@ use smanager::devnet::content::ContentStore;
 
 #[actix_rt::test]
 async fn polkadot_js_with_the_crust_type_bundle_reads_the_devnet() {
-    let dir = std::env::var_os("POLKADOTJS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.cache/polkadotjs")));
-    if !dir.join("node_modules/@polkadot/api").exists() {
-        let msg = format!(
-            "polkadot.js is not installed in {} (scripts/test.sh installs it)",
-            dir.display()
-        );
-        if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-            panic!("{msg}");
-        }
-        eprintln!("!! SKIPPED: {msg}");
+    let Some(dir) = common::npm_peer("POLKADOTJS_DIR", "polkadotjs", "node_modules/@polkadot/api") else {
         return;
-    }
+    };
     let member = account("m0");
     let chain = DevChain::start(
         ChainConfig {

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +14,11 @@ use diesel::prelude::*;
 
 use common::{eventually, TestDb};
 use smanager::actors::indexer::GetProgress;
-use smanager::actors::{self, Deps, RestartActor};
+use smanager::actors::RestartActor;
 use smanager::db::schema::{file_owners, files};
 use smanager::db::{state, FileStatus};
 use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
-use smanager::ipfs::KuboClient;
-use smanager::sworker::SworkerClient;
 
 const BLOCKS: u32 = 150;
 
@@ -113,15 +110,7 @@ async fn actor_restarts_during_catch_up_miss_and_duplicate_nothing() {
     let mut settings = t.app_settings();
     settings.chain.end_point = chain.ws_url();
     settings.chain.scan_cooldown_secs = 3600;
-    let settings = Rc::new(settings);
-    let peers = actors::start(Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings,
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/indexer-devnet".into(),
-    });
+    let peers = common::start_indexing(&t, settings, "test/indexer-devnet");
     for target in [30i64, 80] {
         eventually(120, "catch-up in progress", || {
             let b = indexed_block(&t);
@@ -208,15 +197,7 @@ async fn new_heads_arrive_by_subscription_not_by_poll() {
     settings.chain.end_point = chain.ws_url();
     settings.chain.scan_cooldown_secs = 3600;
     settings.chain.poll_interval_ms = 60_000;
-    let settings = Rc::new(settings);
-    let peers = actors::start(Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings,
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/indexer-subscription".into(),
-    });
+    let peers = common::start_indexing(&t, settings, "test/indexer-subscription");
     eventually(30, "first blocks indexed", || {
         let b = indexed_block(&t);
         async move { (b >= 1).then_some(()) }

@@ -153,3 +153,47 @@ pub fn crust_artefacts() -> Option<std::path::PathBuf> {
     eprintln!("!! SKIPPED: {msg}");
     None
 }
+
+/// An npm peer installed by `scripts/test.sh` into `.cache/<name>` (or the folder named by `var`), checked by a file
+/// it must contain. `None` after a loud skip message outside CI; panics under `CI=true`, where the peers must run.
+pub fn npm_peer(var: &str, name: &str, needs: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os(var).map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".cache")
+            .join(name)
+    });
+    if dir.join(needs).exists() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "{name} is not installed in {} (scripts/test.sh installs it)",
+        dir.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
+        panic!("{msg}");
+    }
+    eprintln!("!! SKIPPED: {msg}");
+    None
+}
+
+/// The pipeline following `settings.chain` with IPFS and the sWorker down (nothing listens on port 9): what the
+/// indexing tests need, and a check that missing peers never disturb indexing.
+pub fn start_indexing(t: &TestDb, settings: Settings, holder: &str) -> smanager::actors::Peers {
+    use std::rc::Rc;
+    use std::time::Duration;
+    let settings = Rc::new(settings);
+    smanager::actors::start(smanager::actors::Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings,
+        ipfs: Rc::new(smanager::ipfs::KuboClient::new(
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+        )),
+        sworker: Rc::new(smanager::sworker::SworkerClient::new(
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+        )),
+        holder: holder.into(),
+    })
+}
