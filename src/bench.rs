@@ -40,17 +40,22 @@ pub struct BenchArgs {
     pub catchup_only: bool,
 }
 
-/// This process's peak resident set (VmHWM), in bytes.
-pub fn peak_rss_bytes() -> u64 {
+/// A kB field of `/proc/self/status` (`VmHWM:`, `VmRSS:`), in bytes; 0 where there is none.
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// This process's peak resident set (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
 }
 
 fn bench_settings(url: &str, db_url: &str) -> Settings {
@@ -332,15 +337,7 @@ fn cpu_time() -> Duration {
 
 /// This process's resident set now (VmRSS), in bytes.
 fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    proc_status_bytes("VmRSS:")
 }
 
 /// The whole pipeline and the admin API over the scanned database, with default intervals, following the (idle)

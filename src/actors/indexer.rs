@@ -325,24 +325,29 @@ async fn follow(
         let mut chunk = Vec::with_capacity(APPLY_BLOCKS);
         'fetching: while rx.recv_many(&mut chunk, APPLY_BLOCKS).await > 0 {
             let mut ready = Vec::with_capacity(chunk.len());
-            for fetched in chunk.drain(..) {
-                let e = match fetched {
-                    Ok(b) => {
+            // The end of the chunk (`None`) writes what is ready, like an error does for the blocks before it.
+            for fetched in chunk.drain(..).map(Some).chain(std::iter::once(None)) {
+                let failed = match fetched {
+                    Some(Ok(b)) => {
                         decode_failures = 0;
                         ready.push(b);
                         continue;
                     }
-                    Err(e) => e,
+                    Some(Err(e)) => Some(e),
+                    None => None,
                 };
-                // The blocks before the failing one are written first: they are complete.
                 if let Some(n) = apply_run(&deps, &peers, std::mem::take(&mut ready)).await? {
                     next = n;
                     backoff = min_backoff;
+                    // Catching up is progress: time spent on it never counts as "no new finalized block".
                     last_new_head = std::time::Instant::now();
                     set_next(&progress, next);
                 }
-                match e {
-                    crate::chain::ChainError::Decode { number, reason } if decode_failures + 1 >= DECODE_ATTEMPTS => {
+                match failed {
+                    None => {}
+                    Some(crate::chain::ChainError::Decode { number, reason })
+                        if decode_failures + 1 >= DECODE_ATTEMPTS =>
+                    {
                         // Recorded and passed, never silently skipped: operators see it in the log, the metrics and
                         // `kv_state.undecodable_blocks`.
                         log::error!(target: "smanager::indexer", "block {number} cannot be decoded after {DECODE_ATTEMPTS} attempts, recording it and moving on: {reason}");
@@ -354,7 +359,7 @@ async fn follow(
                         next = number + 1;
                         set_next(&progress, next);
                     }
-                    e => {
+                    Some(e) => {
                         if matches!(e, crate::chain::ChainError::Decode { .. }) {
                             decode_failures += 1;
                         }
@@ -364,13 +369,6 @@ async fn follow(
                         break 'fetching;
                     }
                 }
-            }
-            if let Some(n) = apply_run(&deps, &peers, ready).await? {
-                next = n;
-                backoff = min_backoff;
-                // Catching up is progress: time spent on it never counts as "no new finalized block".
-                last_new_head = std::time::Instant::now();
-                set_next(&progress, next);
             }
         }
         // After an error the blocks fetched ahead are dropped; the next pass starts again at `next`.

@@ -51,13 +51,9 @@ fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<Scann
     (rows, invalid)
 }
 
-/// One page of keys under `prefix` after `start`, with their values (fetched in batches, in parallel). `None` when
-/// there are no more keys.
-async fn fetch_page(
-    deps: &Deps,
-    prefix: &[u8],
-    start: Option<Vec<u8>>,
-) -> Result<Option<(Vec<Vec<u8>>, KeyValues)>, ChainError> {
+/// One page of keys under `prefix` after `start`, in key order with their values (fetched in batches, in parallel).
+/// `None` when there are no more keys.
+async fn fetch_page(deps: &Deps, prefix: &[u8], start: Option<Vec<u8>>) -> Result<Option<KeyValues>, ChainError> {
     let cfg = &deps.settings.chain;
     let page = deps
         .chain
@@ -84,7 +80,7 @@ async fn fetch_page(
     for f in fetched {
         all.extend(f?);
     }
-    Ok(Some((page, all)))
+    Ok(Some(all))
 }
 
 /// Rests between rounds, but ends at once when an undecodable block is waiting for its orders to be recovered.
@@ -183,7 +179,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         let mut stored: Option<String> = None;
         let finished = loop {
             let fetched = fetch_page(&deps, &prefix, start.clone()).await;
-            let (page, all) = match fetched {
+            let all = match fetched {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -194,8 +190,8 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                     stored = Some(key);
                 }
             }
-            let last = page.last().cloned().unwrap_or_default();
-            let full = page.len() as u32 == cfg.scan_page_size;
+            let last = all.last().map(|(k, _)| k.clone()).unwrap_or_default();
+            let full = all.len() as u32 == cfg.scan_page_size;
             let (rows, invalid) = decode_page(all, layout);
             for (raw, why) in &invalid {
                 log::warn!(target: "smanager::scanner", "invalid FilesV2 entry {raw}: {why}");

@@ -48,10 +48,7 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
         // an order after a close of the same CID (or the reverse) writes what was gathered first, so every CID sees
         // its events in chain order. Refreshes and bad data are rare: they write everything gathered, then
         // themselves.
-        let mut orders: Vec<(&FileOrder, i64)> = Vec::new();
-        let mut ordered_cids: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        let mut closes: Vec<(&str, &str, usize)> = Vec::new();
-        let mut closed_cids: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut run = Gathered::default();
         for block in blocks {
             let number = block_i64(block.number)?;
             if done.is_some_and(|d| d >= number) {
@@ -66,35 +63,27 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
             for event in &block.events {
                 match event {
                     ChainEvent::Ordered(order) => {
-                        if closed_cids.contains(order.cid.as_str()) {
-                            close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
-                            closed_cids.clear();
+                        if run.closed_cids.contains(order.cid.as_str()) {
+                            run.write_closes(conn, &mut outcomes)?;
                         }
-                        orders.push((order, number));
-                        ordered_cids.insert(order.cid.as_str());
+                        run.orders.push((order, number));
+                        run.ordered_cids.insert(order.cid.as_str());
                         outcomes[at].ordered += 1;
                     }
                     ChainEvent::Closed { cid, reason } => {
-                        if ordered_cids.contains(cid.as_str()) {
-                            upsert_orders(conn, &std::mem::take(&mut orders))?;
-                            ordered_cids.clear();
+                        if run.ordered_cids.contains(cid.as_str()) {
+                            run.write_orders(conn)?;
                         }
-                        closes.push((cid.as_str(), reason.as_str(), at));
-                        closed_cids.insert(cid.as_str());
+                        run.closes.push((cid.as_str(), reason.as_str(), at));
+                        run.closed_cids.insert(cid.as_str());
                     }
                     ChainEvent::Invalid { raw, reason } => {
-                        upsert_orders(conn, &std::mem::take(&mut orders))?;
-                        ordered_cids.clear();
-                        close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
-                        closed_cids.clear();
+                        run.write_all(conn, &mut outcomes)?;
                         record_invalid(conn, raw, &format!("block {number}: {reason}"), Some(number))?;
                         outcomes[at].invalid += 1;
                     }
                     ChainEvent::Refreshed(f) => {
-                        upsert_orders(conn, &std::mem::take(&mut orders))?;
-                        ordered_cids.clear();
-                        close_files(conn, &std::mem::take(&mut closes), &mut outcomes)?;
-                        closed_cids.clear();
+                        run.write_all(conn, &mut outcomes)?;
                         if refresh_chain_facts(conn, f)? {
                             outcomes[at].refreshed += 1;
                         }
@@ -104,8 +93,7 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
             done = Some(number);
             last = Some(block);
         }
-        upsert_orders(conn, &orders)?;
-        close_files(conn, &closes, &mut outcomes)?;
+        run.write_all(conn, &mut outcomes)?;
         if let Some(block) = last {
             let number = block_i64(block.number)?;
             state::set_block_cursor(conn, INDEXER_CURSOR, number, &block.hash)?;
@@ -118,6 +106,37 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
         }
         Ok(outcomes)
     })
+}
+
+/// Orders and closes gathered for set-wise writing, with the CIDs each holds (an event on a CID the other kind
+/// holds must wait until that kind is written).
+#[derive(Default)]
+struct Gathered<'a> {
+    orders: Vec<(&'a FileOrder, i64)>,
+    ordered_cids: std::collections::HashSet<&'a str>,
+    /// (CID, reason, index of the block's outcome).
+    closes: Vec<(&'a str, &'a str, usize)>,
+    closed_cids: std::collections::HashSet<&'a str>,
+}
+
+impl Gathered<'_> {
+    fn write_orders(&mut self, conn: &mut PgConnection) -> Result<(), DbError> {
+        upsert_orders(conn, &std::mem::take(&mut self.orders))?;
+        self.ordered_cids.clear();
+        Ok(())
+    }
+
+    fn write_closes(&mut self, conn: &mut PgConnection, outcomes: &mut [BlockOutcome]) -> Result<(), DbError> {
+        close_files(conn, &std::mem::take(&mut self.closes), outcomes)?;
+        self.closed_cids.clear();
+        Ok(())
+    }
+
+    /// Both kinds commute with each other (no CID in both), so their order does not matter.
+    fn write_all(&mut self, conn: &mut PgConnection, outcomes: &mut [BlockOutcome]) -> Result<(), DbError> {
+        self.write_orders(conn)?;
+        self.write_closes(conn, outcomes)
+    }
 }
 
 /// Counts of what a block changed.
