@@ -54,3 +54,43 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");
     assert!(n("pick_latency_ms_p50") <= n("pick_latency_ms_max"), "{line}");
 }
+
+#[test]
+fn catchup_only_measures_the_catch_up_and_leaves_the_rest_null() {
+    let out = Command::new(env!("CARGO_BIN_EXE_smanager"))
+        .args([
+            "bench",
+            "--files",
+            "100",
+            "--blocks",
+            "50",
+            "--orders-per-block",
+            "4",
+            "--catchup-only",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("SMANAGER_CONFIG")
+        .output()
+        .expect("run smanager bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
+    let r: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
+    assert_eq!(r["catchup_orders"], 200, "{line}");
+    assert!(r["catchup_limit_ratio"].as_f64().is_some_and(|x| x > 0.0), "{line}");
+    for k in [
+        "orders_per_sec",
+        "scan_limit_ratio",
+        "steady_rss_bytes",
+        "pick_latency_ms_p50",
+    ] {
+        assert!(
+            r[k].is_null(),
+            "{k} measured although only the catch-up was asked for: {line}"
+        );
+    }
+}

@@ -193,3 +193,33 @@ impl Drop for DevPostgres {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_without_tls;
+
+    #[test]
+    fn loopback_urls_go_without_tls_and_others_are_left_alone() {
+        for (url, want) in [
+            (
+                "postgres://postgres@127.0.0.1:5432/db",
+                "postgres://postgres@127.0.0.1:5432/db?sslmode=disable",
+            ),
+            (
+                "postgres://u:p@localhost/db",
+                "postgres://u:p@localhost/db?sslmode=disable",
+            ),
+            (
+                "postgres://u@[::1]:5432/db",
+                "postgres://u@[::1]:5432/db?sslmode=disable",
+            ),
+            ("postgres://u@db.example:5432/db", "postgres://u@db.example:5432/db"),
+            (
+                "postgres://u@127.0.0.1/db?sslmode=require",
+                "postgres://u@127.0.0.1/db?sslmode=require",
+            ),
+        ] {
+            assert_eq!(loopback_without_tls(url.to_string()), want, "{url}");
+        }
+    }
+}
