@@ -393,6 +393,12 @@ async fn handle(req: HttpRequest, body: web::Bytes, sim: web::Data<SworkerSim>) 
     if let Fault::Slow(d) = fault {
         actix_rt::time::sleep(d).await;
     }
+    if fault == Fault::Down {
+        // A kept-alive connection can outlive the stopped listener by a few milliseconds (actix-server does
+        // not wait for its worker when stopping without grace): never answer on it, so the worker's exit
+        // drops the connection and the caller sees it fail, as it would against a dead process.
+        std::future::pending::<()>().await;
+    }
     let path = req.path().to_string();
     let Some(route) = path.strip_prefix("/api/v0") else {
         return text(400, "Illegal request-target");

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use parity_scale_codec::{Compact, Encode};
 use sp_crypto_hashing::{blake2_128, blake2_256, twox_128, twox_64};
 
-use metadata::index;
+use types::Phase;
 use types::{AccountId, AccountInfo, FileInfoV2, Group, Header, Identity, Replica, WorkReport};
 
 pub use scenario::{GroundTruth, ScenarioConfig};
@@ -68,6 +68,9 @@ pub struct Tx {
     pub extrinsic: Vec<u8>,
     /// `(module, variant, args)` per event, in order; `System.ExtrinsicSuccess` is appended automatically.
     pub events: Vec<(u8, u8, Vec<u8>)>,
+    /// The encoded `DispatchError` of an extrinsic that failed: its events are dropped, as the runtime rolls
+    /// them back, and `System.ExtrinsicFailed` closes it instead.
+    pub failed: Option<Vec<u8>>,
 }
 
 /// Everything the devnet chain knows.
@@ -85,6 +88,8 @@ pub struct ChainState {
     pub spec: u32,
     state: im::OrdMap<Vec<u8>, Vec<u8>>,
     queued: Vec<Tx>,
+    /// Events of the block's `on_initialize` (session and era changes), before its extrinsics.
+    initialization: Vec<(u8, u8, Vec<u8>)>,
 }
 
 /// The group layout of the devnet.
@@ -108,6 +113,7 @@ impl ChainState {
             spec: metadata::SPEC_VERSION,
             state: im::OrdMap::new(),
             queued: Vec::new(),
+            initialization: Vec::new(),
         };
         let mut g = Group::default();
         for (i, m) in group.members.iter().enumerate() {
@@ -216,7 +222,23 @@ impl ChainState {
         self.queued.push(Tx {
             extrinsic: types::signed_extrinsic(signer, nonce, 0, &call),
             events,
+            failed: None,
         });
+    }
+
+    /// Queues a signed transaction that fails with `error` (an encoded `DispatchError`).
+    pub fn submit_failing(&mut self, signer: &AccountId, call: Vec<u8>, error: Vec<u8>) {
+        let nonce = self.next_nonce(signer);
+        self.queued.push(Tx {
+            extrinsic: types::signed_extrinsic(signer, nonce, 0, &call),
+            events: vec![],
+            failed: Some(error),
+        });
+    }
+
+    /// Queues an event of the block's initialization (a session or era change).
+    pub fn on_initialize_event(&mut self, event: (u8, u8, Vec<u8>)) {
+        self.initialization.push(event);
     }
 
     /// Queues raw extrinsic bytes (with their length prefix), e.g. garbage that no decoder accepts.
@@ -224,6 +246,7 @@ impl ChainState {
         self.queued.push(Tx {
             extrinsic,
             events: vec![],
+            failed: None,
         });
     }
 
@@ -243,26 +266,40 @@ impl ChainState {
     fn seal_block(&mut self, now: u64) -> Header {
         let number = self.blocks.len() as u32;
         let parent_hash = self.blocks.last().map_or([0; 32], |b| b.hash);
-        let mut call = vec![index::TIMESTAMP, 0];
+        let mut call = metadata::call_index(self.spec, "Timestamp", "set").to_vec();
         Compact(now).encode_to(&mut call);
         let mut extrinsics = vec![types::unsigned_extrinsic(&call)];
-        let mut events = vec![types::event_record(
-            Some(0),
-            index::SYSTEM,
-            0,
+        let (system, success) = metadata::event_index(self.spec, "System", "ExtrinsicSuccess");
+        let (_, failure) = metadata::event_index(self.spec, "System", "ExtrinsicFailed");
+        let mut events: Vec<Vec<u8>> = std::mem::take(&mut self.initialization)
+            .iter()
+            .map(|(m, v, args)| types::event_record(Phase::Initialization, *m, *v, args))
+            .collect();
+        events.push(types::event_record(
+            Phase::ApplyExtrinsic(0),
+            system,
+            success,
             &types::dispatch_info(0, 2),
-        )];
+        ));
         for tx in std::mem::take(&mut self.queued) {
-            let i = extrinsics.len() as u32;
-            for (m, v, args) in &tx.events {
-                events.push(types::event_record(Some(i), *m, *v, args));
+            let phase = Phase::ApplyExtrinsic(extrinsics.len() as u32);
+            match &tx.failed {
+                None => {
+                    for (m, v, args) in &tx.events {
+                        events.push(types::event_record(phase, *m, *v, args));
+                    }
+                    events.push(types::event_record(
+                        phase,
+                        system,
+                        success,
+                        &types::dispatch_info(200_000_000, 0),
+                    ));
+                }
+                Some(error) => {
+                    let args = [error.as_slice(), &types::dispatch_info(200_000_000, 0)].concat();
+                    events.push(types::event_record(phase, system, failure, &args));
+                }
             }
-            events.push(types::event_record(
-                Some(i),
-                index::SYSTEM,
-                0,
-                &types::dispatch_info(200_000_000, 0),
-            ));
             extrinsics.push(tx.extrinsic);
         }
         let mut ev_bytes = Compact(events.len() as u32).encode();

@@ -10,7 +10,7 @@ use parity_scale_codec::{Compact, Encode};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::metadata::index;
+use super::metadata;
 use super::types::{AccountId, FileInfoV2};
 use super::{account, ChainState, GroupSpec};
 use crate::chain::ss58;
@@ -106,8 +106,19 @@ pub struct Scenario {
     next_file: u64,
 }
 
-fn place_call(market: u8, cid: &str, size: u64, tips: u128) -> Vec<u8> {
-    let mut c = vec![market, 0];
+/// A call's first two bytes, by name, at the devnet's spec.
+fn call(spec: u32, pallet: &str, name: &str) -> Vec<u8> {
+    metadata::call_index(spec, pallet, name).to_vec()
+}
+
+/// An event with its SCALE-encoded arguments, by name, at the devnet's spec.
+fn ev(spec: u32, pallet: &str, name: &str, args: Vec<u8>) -> (u8, u8, Vec<u8>) {
+    let (p, e) = metadata::event_index(spec, pallet, name);
+    (p, e, args)
+}
+
+fn place_call(spec: u32, cid: &str, size: u64, tips: u128) -> Vec<u8> {
+    let mut c = call(spec, "Market", "place_storage_order");
     cid.as_bytes().to_vec().encode_to(&mut c);
     size.encode_to(&mut c);
     Compact(tips).encode_to(&mut c);
@@ -115,10 +126,10 @@ fn place_call(market: u8, cid: &str, size: u64, tips: u128) -> Vec<u8> {
     c
 }
 
-fn file_success(market: u8, owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
+fn file_success(spec: u32, owner: &AccountId, cid: &str) -> (u8, u8, Vec<u8>) {
     let mut a = owner.to_vec();
     cid.as_bytes().to_vec().encode_to(&mut a);
-    (market, 0, a)
+    ev(spec, "Market", "FileSuccess", a)
 }
 
 impl Scenario {
@@ -218,22 +229,26 @@ impl Scenario {
             } else {
                 st.submit(
                     &who,
-                    place_call(super::metadata::market_index(st.spec), &cid, size, tips),
-                    vec![file_success(super::metadata::market_index(st.spec), &who, &cid)],
+                    place_call(st.spec, &cid, size, tips),
+                    vec![file_success(st.spec, &who, &cid)],
                 );
             }
         }
         if !batch.is_empty() {
             // One signer per batch: the first order's; the others are re-attributed to it.
             let who = batch[0].0;
-            let mut call = vec![index::UTILITY, if rng.gen_bool(0.5) { 0 } else { 2 }];
+            let mut call = call(
+                st.spec,
+                "Utility",
+                if rng.gen_bool(0.5) { "batch" } else { "batch_all" },
+            );
             Compact(batch.len() as u32).encode_to(&mut call);
             let mut events = Vec::new();
             for (_, cid, size, tips) in &batch {
-                call.extend(place_call(super::metadata::market_index(st.spec), cid, *size, *tips));
-                events.push(file_success(super::metadata::market_index(st.spec), &who, cid));
+                call.extend(place_call(st.spec, cid, *size, *tips));
+                events.push(file_success(st.spec, &who, cid));
             }
-            events.push((index::UTILITY, 1, vec![]));
+            events.push(ev(st.spec, "Utility", "BatchCompleted", vec![]));
             let owner = ss58::encode(ss58::CRUST_PREFIX, &who);
             let first = self.truth.orders.len() - count as usize;
             for o in self.truth.orders[first..].iter_mut().filter(|o| o.in_batch) {
@@ -275,7 +290,7 @@ impl Scenario {
             }
         }
         if !updates.is_empty() || closing.iter().any(|(_, illegal)| *illegal) {
-            let mut call = vec![super::metadata::market_index(st.spec), 3];
+            let mut call = call(st.spec, "Market", "update_replicas");
             let infos: Vec<FileReplicas> = updates
                 .iter()
                 .map(|cid| {
@@ -291,9 +306,10 @@ impl Scenario {
             now.encode_to(&mut call);
             let mut events = Vec::new();
             for (cid, _) in closing.iter().filter(|(_, illegal)| *illegal) {
-                events.push((
-                    super::metadata::market_index(st.spec),
-                    4,
+                events.push(ev(
+                    st.spec,
+                    "Market",
+                    "IllegalFileClosed",
                     cid.as_bytes().to_vec().encode(),
                 ));
             }
@@ -301,7 +317,7 @@ impl Scenario {
             now.encode_to(&mut ok);
             (updates.len() as u32).encode_to(&mut ok);
             now.encode_to(&mut ok);
-            events.push((super::metadata::market_index(st.spec), 9, ok));
+            events.push(ev(st.spec, "Market", "UpdateReplicasSuccess", ok));
             st.submit(&superior, call, events);
         }
         for (cid, illegal) in closing {
@@ -329,15 +345,15 @@ impl Scenario {
         if !illegal {
             // calculate_reward after expiry: the file is removed, FileClosed then CalculateSuccess.
             let caller = account("eve");
-            let mut call = vec![super::metadata::market_index(st.spec), 6];
+            let mut call = call(st.spec, "Market", "calculate_reward");
             cid.as_bytes().to_vec().encode_to(&mut call);
             let arg = cid.as_bytes().to_vec().encode();
             st.submit(
                 &caller,
                 call,
                 vec![
-                    (super::metadata::market_index(st.spec), 10, arg.clone()),
-                    (super::metadata::market_index(st.spec), 3, arg),
+                    ev(st.spec, "Market", "FileClosed", arg.clone()),
+                    ev(st.spec, "Market", "CalculateSuccess", arg),
                 ],
             );
         }
@@ -346,14 +362,14 @@ impl Scenario {
     fn apply_manual(&mut self, st: &mut ChainState, now: u32) {
         for (raw, size) in std::mem::take(&mut self.raw_orders) {
             let who = account("mallory");
-            let mut call = vec![super::metadata::market_index(st.spec), 0];
+            let mut call = call(st.spec, "Market", "place_storage_order");
             raw.encode_to(&mut call);
             size.encode_to(&mut call);
             Compact(0u128).encode_to(&mut call);
             Vec::<u8>::new().encode_to(&mut call);
-            let mut ev = who.to_vec();
-            raw.encode_to(&mut ev);
-            st.submit(&who, call, vec![(super::metadata::market_index(st.spec), 0, ev)]);
+            let mut args = who.to_vec();
+            raw.encode_to(&mut args);
+            st.submit(&who, call, vec![ev(st.spec, "Market", "FileSuccess", args)]);
         }
         if std::mem::take(&mut self.garbage) {
             st.submit_raw(vec![0xde, 0xad, 0xbe, 0xef, 0xff].encode());
@@ -372,14 +388,13 @@ impl Scenario {
             Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
             st.submit(
                 &who,
-                place_call(super::metadata::market_index(st.spec), &cid, size, tips),
-                vec![file_success(super::metadata::market_index(st.spec), &who, &cid)],
+                place_call(st.spec, &cid, size, tips),
+                vec![file_success(st.spec, &who, &cid)],
             );
         }
         for orders in std::mem::take(&mut self.manual_batches) {
             let who = account("alice");
-            let market = super::metadata::market_index(st.spec);
-            let mut call = vec![index::UTILITY, 0];
+            let mut call = call(st.spec, "Utility", "batch");
             Compact(orders.len() as u32).encode_to(&mut call);
             let mut events = Vec::new();
             for (cid, size, tips) in &orders {
@@ -393,19 +408,18 @@ impl Scenario {
                     available: true,
                 });
                 Self::apply_order(st, cid, *size, 1_000_000 + tips, now);
-                call.extend(place_call(market, cid, *size, *tips));
-                events.push(file_success(market, &who, cid));
+                call.extend(place_call(st.spec, cid, *size, *tips));
+                events.push(file_success(st.spec, &who, cid));
             }
-            events.push((index::UTILITY, 1, vec![]));
+            events.push(ev(st.spec, "Utility", "BatchCompleted", vec![]));
             st.submit(&who, call, events);
         }
         for (cid, size) in std::mem::take(&mut self.opaque_orders) {
             let who = account("alice");
-            let market = super::metadata::market_index(st.spec);
             Self::apply_order(st, &cid, size, 1_000_000, now);
-            let mut call = vec![index::SYSTEM, 0];
-            place_call(market, &cid, size, 0).encode_to(&mut call);
-            st.submit(&who, call, vec![file_success(market, &who, &cid)]);
+            let mut call = call(st.spec, "System", "remark");
+            place_call(st.spec, &cid, size, 0).encode_to(&mut call);
+            st.submit(&who, call, vec![file_success(st.spec, &who, &cid)]);
         }
         for (cid, extra) in std::mem::take(&mut self.renewals) {
             let Some(mut f) = st.files.get(&cid).cloned() else {
@@ -415,27 +429,27 @@ impl Scenario {
             f.amount += 5_000_000;
             f.prepaid = f.prepaid.saturating_sub(5_000_000);
             st.put_file(&cid, f);
-            let market = super::metadata::market_index(st.spec);
             let caller = account("eve");
-            let mut call = vec![market, 6];
+            let mut call = call(st.spec, "Market", "calculate_reward");
             cid.as_bytes().to_vec().encode_to(&mut call);
             let mut renewed = caller.to_vec();
             cid.as_bytes().to_vec().encode_to(&mut renewed);
-            st.submit(&caller, call, vec![(market, 1, renewed)]);
+            st.submit(&caller, call, vec![ev(st.spec, "Market", "RenewFileSuccess", renewed)]);
         }
         for (cid, illegal) in std::mem::take(&mut self.manual_closes) {
             if illegal {
                 let superior = account("superior");
-                let mut call = vec![super::metadata::market_index(st.spec), 3];
+                let mut call = call(st.spec, "Market", "update_replicas");
                 Vec::<(Vec<u8>, u64, Vec<(AccountId, AccountId, Vec<u8>, u64, u32, u32, bool)>)>::new()
                     .encode_to(&mut call);
                 now.encode_to(&mut call);
                 st.submit(
                     &superior,
                     call,
-                    vec![(
-                        super::metadata::market_index(st.spec),
-                        4,
+                    vec![ev(
+                        st.spec,
+                        "Market",
+                        "IllegalFileClosed",
                         cid.as_bytes().to_vec().encode(),
                     )],
                 );

@@ -79,21 +79,35 @@ pub fn dispatch_info(weight: u64, class: u8) -> Vec<u8> {
     v
 }
 
+/// `frame_system::Phase`: when in the block an event was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    ApplyExtrinsic(u32),
+    Finalization,
+    Initialization,
+}
+
 /// An event record: phase, `module ‖ variant ‖ args`, no topics.
-pub fn event_record(phase_extrinsic: Option<u32>, module: u8, variant: u8, args: &[u8]) -> Vec<u8> {
+pub fn event_record(phase: Phase, module: u8, variant: u8, args: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(args.len() + 8);
-    match phase_extrinsic {
-        Some(i) => {
+    match phase {
+        Phase::ApplyExtrinsic(i) => {
             v.push(0);
             v.extend(i.encode());
         }
-        None => v.push(1),
+        Phase::Finalization => v.push(1),
+        Phase::Initialization => v.push(2),
     }
     v.push(module);
     v.push(variant);
     v.extend_from_slice(args);
     v.push(0);
     v
+}
+
+/// `DispatchError::Module { index, error }` of spec 25 (a `u8` error index).
+pub fn module_error(pallet: u8, error: u8) -> Vec<u8> {
+    vec![3, pallet, error]
 }
 
 /// A signed v4 extrinsic with a raw 32-byte address, an Sr25519-tagged signature, immortal era, nonce and tip; the
