@@ -15,8 +15,10 @@ use diesel::prelude::*;
 use common::{eventually, TestDb};
 use smanager::actors::indexer::GetProgress;
 use smanager::actors::RestartActor;
+use smanager::chain::ss58;
 use smanager::db::schema::{file_owners, files};
 use smanager::db::{state, FileStatus};
+use smanager::devnet::chain::scenario::multisig_account;
 use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
 
@@ -60,6 +62,24 @@ fn indexed_block(t: &TestDb) -> i64 {
 /// The database against the scenario's ground truth.
 fn check(t: &TestDb, truth: &GroundTruth) {
     let mut c = t.conn();
+    // The devnet's blocks carry what real blocks carry (session ends, multisig, bridge, failed extrinsics...):
+    // every one of them must decode.
+    let undecodable: Option<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS).expect("kv");
+    assert!(
+        undecodable
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .is_none_or(|a| a.is_empty()),
+        "undecodable blocks: {undecodable:?}"
+    );
+    assert!(
+        truth.orders.iter().any(|o| o.owner
+            == ss58::encode(
+                ss58::CRUST_PREFIX,
+                &multisig_account(&[account("alice"), account("bob")], 2)
+            )),
+        "the history holds a multisig order"
+    );
     let mut want: HashMap<&str, (u64, BigDecimal, HashMap<&str, i32>)> = HashMap::new();
     for o in &truth.orders {
         let e = want

@@ -90,6 +90,8 @@ pub struct ChainState {
     queued: Vec<Tx>,
     /// Events of the block's `on_initialize` (session and era changes), before its extrinsics.
     initialization: Vec<(u8, u8, Vec<u8>)>,
+    /// Events of the block's `on_finalize` (GRANDPA authority changes), after its extrinsics.
+    finalization: Vec<(u8, u8, Vec<u8>)>,
 }
 
 /// The group layout of the devnet.
@@ -114,6 +116,7 @@ impl ChainState {
             state: im::OrdMap::new(),
             queued: Vec::new(),
             initialization: Vec::new(),
+            finalization: Vec::new(),
         };
         let mut g = Group::default();
         for (i, m) in group.members.iter().enumerate() {
@@ -241,6 +244,16 @@ impl ChainState {
         self.initialization.push(event);
     }
 
+    /// Queues an event of the block's finalization (a GRANDPA authority change).
+    pub fn on_finalize_event(&mut self, event: (u8, u8, Vec<u8>)) {
+        self.finalization.push(event);
+    }
+
+    /// Transactions queued for the block being built (the timestamp inherent comes before them).
+    pub fn queued_len(&self) -> usize {
+        self.queued.len()
+    }
+
     /// Queues raw extrinsic bytes (with their length prefix), e.g. garbage that no decoder accepts.
     pub fn submit_raw(&mut self, extrinsic: Vec<u8>) {
         self.queued.push(Tx {
@@ -301,6 +314,9 @@ impl ChainState {
                 }
             }
             extrinsics.push(tx.extrinsic);
+        }
+        for (m, v, args) in std::mem::take(&mut self.finalization) {
+            events.push(types::event_record(Phase::Finalization, m, v, &args));
         }
         let mut ev_bytes = Compact(events.len() as u32).encode();
         for e in &events {

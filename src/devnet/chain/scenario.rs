@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::metadata;
-use super::types::{AccountId, FileInfoV2};
+use super::types::{self, AccountId, FileInfoV2};
 use super::{account, ChainState, GroupSpec};
 use crate::chain::ss58;
 use crate::devnet::ContentSource;
@@ -103,7 +103,29 @@ pub struct Scenario {
     /// Renewals tests asked for (CID, blocks added to its expiry), applied in the next block through
     /// `calculate_reward` as the pallet renews from the prepaid pool: `RenewFileSuccess`.
     pub renewals: Vec<(String, u32)>,
+    /// A multisig order approved by its first signatory, executed by the second in the next block.
+    pending_multisig: Option<PendingMultisig>,
     next_file: u64,
+}
+
+/// `(cid, size, tips, timepoint of the approval)` of a 2-of-2 multisig order between alice and bob.
+#[derive(Clone)]
+struct PendingMultisig {
+    cid: String,
+    size: u64,
+    tips: u128,
+    height: u32,
+    index: u32,
+}
+
+/// Session length of the devnet in blocks; every third session starts an era.
+pub const SESSION_BLOCKS: u32 = 20;
+
+/// The account of a multisig, as pallet-multisig derives it from the sorted signatories and the threshold.
+pub fn multisig_account(signatories: &[AccountId], threshold: u16) -> AccountId {
+    let mut who = signatories.to_vec();
+    who.sort();
+    sp_crypto_hashing::blake2_256(&(b"modlpy/utilisuba", who, threshold).encode())
 }
 
 /// A call's first two bytes, by name, at the devnet's spec.
@@ -176,12 +198,16 @@ impl Scenario {
             return;
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003) ^ u64::from(now));
+        // The rest of a real block (other pallets, failures, repeats) draws from its own stream, so the orders
+        // stay what they were for a seed.
+        let mut life = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_mul(7_368_787) ^ u64::from(now) ^ 0x11fe);
         self.apply_manual(st, now);
 
         // Orders.
         let whole = cfg.order_rate.floor() as u64;
         let count = whole + u64::from(rng.gen_bool((cfg.order_rate - whole as f64).clamp(0.0, 1.0)));
         let mut batch: Vec<(AccountId, String, u64, u128)> = Vec::new();
+        let start = self.truth.orders.len();
         for _ in 0..count {
             let user = USERS[rng.gen_range(0..USERS.len())];
             let who = account(user);
@@ -232,11 +258,37 @@ impl Scenario {
                     place_call(st.spec, &cid, size, tips),
                     vec![file_success(st.spec, &who, &cid)],
                 );
+                if life.gen_bool(0.03) {
+                    // The same order twice from one account in one block: two orders, both counted.
+                    let again = self.truth.orders[self.truth.orders.len() - 1].clone();
+                    self.truth.orders.push(again);
+                    Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
+                    st.submit(
+                        &who,
+                        place_call(st.spec, &cid, size, tips),
+                        vec![file_success(st.spec, &who, &cid)],
+                    );
+                }
             }
         }
         if !batch.is_empty() {
             // One signer per batch: the first order's; the others are re-attributed to it.
             let who = batch[0].0;
+            let first = start;
+            if life.gen_bool(0.3) {
+                // A second order on the batch's first CID inside the same batch, with its own tips.
+                let (_, cid, size, _) = batch[0].clone();
+                let tips = life.gen_range(0..5_000_000_000u128);
+                let mut again = self.truth.orders[first..]
+                    .iter()
+                    .find(|o| o.in_batch)
+                    .cloned()
+                    .expect("a batch holds an order");
+                again.tips = tips;
+                self.truth.orders.push(again);
+                Self::apply_order(st, &cid, size, 1_000_000 + tips, now);
+                batch.push((who, cid, size, tips));
+            }
             let mut call = call(
                 st.spec,
                 "Utility",
@@ -250,12 +302,12 @@ impl Scenario {
             }
             events.push(ev(st.spec, "Utility", "BatchCompleted", vec![]));
             let owner = ss58::encode(ss58::CRUST_PREFIX, &who);
-            let first = self.truth.orders.len() - count as usize;
             for o in self.truth.orders[first..].iter_mut().filter(|o| o.in_batch) {
                 o.owner = owner.clone();
             }
             st.submit(&who, call, events);
         }
+        self.chain_life(st, now, &mut life, &*content);
 
         // Replicas: files ordered a few blocks ago get one from the group (the spower superior reports them).
         let superior = account("superior");
@@ -322,6 +374,187 @@ impl Scenario {
         }
         for (cid, illegal) in closing {
             self.close(st, &cid, illegal, now);
+        }
+    }
+
+    /// What else real Crust blocks carry, in the same blocks as the orders: session and era changes (ImOnline,
+    /// Offences, Session, Staking, Grandpa), transfers, bonds, identity judgements, bridge transfers, failed
+    /// extrinsics with module errors, and orders placed through a 2-of-2 multisig.
+    fn chain_life(
+        &mut self,
+        st: &mut ChainState,
+        now: u32,
+        life: &mut rand::rngs::StdRng,
+        content: &dyn ContentSource,
+    ) {
+        let spec = st.spec;
+        let users: Vec<AccountId> = USERS.iter().map(|u| account(u)).collect();
+        let pick = |life: &mut rand::rngs::StdRng| users[life.gen_range(0..users.len())];
+        if now % SESSION_BLOCKS == 0 {
+            let session = now / SESSION_BLOCKS;
+            let validator = account("validator-2");
+            // (validator, Exposure { total, own, others }) of the validator that missed its heartbeat.
+            let mut offline = Compact(1u32).encode();
+            validator.encode_to(&mut offline);
+            Compact(2_000_000_000_000u128).encode_to(&mut offline);
+            Compact(1_500_000_000_000u128).encode_to(&mut offline);
+            vec![(users[0], Compact(500_000_000_000u128))].encode_to(&mut offline);
+            st.on_initialize_event(ev(spec, "ImOnline", "SomeOffline", offline));
+            let mut args = b"im-online:offlin".to_vec();
+            session.encode().encode_to(&mut args);
+            false.encode_to(&mut args);
+            st.on_initialize_event(ev(spec, "Offences", "Offence", args));
+            if session % 3 == 0 {
+                let mut args = (session / 3).encode();
+                1_000_000_000_000u128.encode_to(&mut args);
+                0u128.encode_to(&mut args);
+                st.on_initialize_event(ev(spec, "Staking", "EraReward", args));
+            }
+            st.on_initialize_event(ev(spec, "Session", "NewSession", session.encode()));
+            let authorities = vec![(account("validator-1"), 1u64), (account("validator-2"), 1u64)];
+            st.on_finalize_event(ev(spec, "Grandpa", "NewAuthorities", authorities.encode()));
+        }
+        if life.gen_bool(0.2) {
+            let (from, to) = (pick(life), pick(life));
+            let value: u128 = life.gen_range(1..1_000_000_000_000);
+            let mut c = call(spec, "Balances", "transfer");
+            to.encode_to(&mut c);
+            Compact(value).encode_to(&mut c);
+            st.submit(
+                &from,
+                c,
+                vec![ev(spec, "Balances", "Transfer", (from, to, value).encode())],
+            );
+        }
+        if life.gen_bool(0.05) {
+            let stash = pick(life);
+            let value: u128 = life.gen_range(1..1_000_000_000_000);
+            let mut c = call(spec, "Staking", "bond");
+            stash.encode_to(&mut c);
+            Compact(value).encode_to(&mut c);
+            st.submit(&stash, c, vec![ev(spec, "Staking", "Bonded", (stash, value).encode())]);
+        }
+        if life.gen_bool(0.05) {
+            // A registrar judges an identity: its fee moves from the target's reserve to the registrar.
+            let (registrar, target) = (account("ferdie"), pick(life));
+            let fee: u128 = 10_000_000_000;
+            let mut c = call(spec, "Identity", "provide_judgement");
+            Compact(0u32).encode_to(&mut c);
+            target.encode_to(&mut c);
+            c.push(3); // Judgement::KnownGood
+            let mut repatriated = (target, registrar, fee).encode();
+            repatriated.push(0); // BalanceStatus::Free
+            st.submit(
+                &registrar,
+                c,
+                vec![
+                    ev(spec, "Balances", "ReserveRepatriated", repatriated),
+                    ev(spec, "Identity", "JudgementGiven", (target, 0u32).encode()),
+                ],
+            );
+        }
+        if life.gen_bool(0.05) {
+            let who = pick(life);
+            let amount: u128 = life.gen_range(1..1_000_000_000_000);
+            let recipient = b"0x52a4d2e3f1b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9".to_vec();
+            let mut c = call(spec, "BridgeTransfer", "transfer_native");
+            amount.encode_to(&mut c);
+            recipient.encode_to(&mut c);
+            2u8.encode_to(&mut c);
+            let bridge = account("chainbridge");
+            let mut u256 = [0u8; 32];
+            u256[..16].copy_from_slice(&amount.to_le_bytes());
+            let fungible = (2u8, u64::from(now), [7u8; 32], u256, recipient).encode();
+            st.submit(
+                &who,
+                c,
+                vec![
+                    ev(spec, "Balances", "Transfer", (who, bridge, amount).encode()),
+                    ev(spec, "ChainBridge", "FungibleTransfer", fungible),
+                ],
+            );
+        }
+        if life.gen_bool(0.1) {
+            // Failed extrinsics: the runtime drops their events and records the module error; no order is made.
+            let who = pick(life);
+            let missing = format!("QmDevnetNeverStored{now:08}xxxxxxxxxxxxxxxxxxxxxxxxxx");
+            if life.gen_bool(0.5) {
+                let mut c = call(spec, "Market", "add_prepaid");
+                missing.as_bytes().to_vec().encode_to(&mut c);
+                Compact(1_000_000u128).encode_to(&mut c);
+                let (p, e) = metadata::error_index(spec, "Market", "FileNotExist");
+                st.submit_failing(&who, c, types::module_error(p, e));
+            } else {
+                let too_large = 8_589_934_592u64 + 1;
+                let c = place_call(spec, &missing, too_large, 0);
+                let (p, e) = metadata::error_index(spec, "Market", "FileTooLarge");
+                st.submit_failing(&who, c, types::module_error(p, e));
+            }
+        }
+        let (alice, bob) = (account("alice"), account("bob"));
+        let multi = multisig_account(&[alice, bob], 2);
+        if let Some(p) = self.pending_multisig.take() {
+            // bob completes the multisig: the order runs as the multisig account, inside `as_multi`'s opaque call.
+            let inner = place_call(spec, &p.cid, p.size, p.tips);
+            let mut c = call(spec, "Multisig", "as_multi");
+            2u16.encode_to(&mut c);
+            vec![alice].encode_to(&mut c);
+            Some((p.height, p.index)).encode_to(&mut c);
+            inner.encode_to(&mut c);
+            false.encode_to(&mut c);
+            1_000_000_000u64.encode_to(&mut c);
+            let hash = sp_crypto_hashing::blake2_256(&inner);
+            let mut executed = bob.encode();
+            (p.height, p.index).encode_to(&mut executed);
+            multi.encode_to(&mut executed);
+            hash.encode_to(&mut executed);
+            executed.push(0); // Ok(())
+            self.truth.orders.push(OrderTruth {
+                cid: p.cid.clone(),
+                size: p.size,
+                tips: p.tips,
+                owner: ss58::encode(ss58::CRUST_PREFIX, &multi),
+                block: now,
+                in_batch: false,
+                available: true,
+            });
+            Self::apply_order(st, &p.cid, p.size, 1_000_000 + p.tips, now);
+            st.submit(
+                &bob,
+                c,
+                vec![
+                    file_success(spec, &multi, &p.cid),
+                    ev(spec, "Multisig", "MultisigExecuted", executed),
+                ],
+            );
+        } else if life.gen_bool(0.05) {
+            let Some(cfg) = self.cfg.clone() else { return };
+            self.next_file += 1;
+            let size: u64 = life.gen_range(1_000..=(256 * 1024).min(cfg.max_size.max(1_001)));
+            let cid = content.create(cfg.seed.wrapping_mul(7919) + self.next_file, size, false, true);
+            let tips: u128 = life.gen_range(0..5_000_000_000u128);
+            let inner = place_call(spec, &cid, size, tips);
+            let hash = sp_crypto_hashing::blake2_256(&inner);
+            let mut c = call(spec, "Multisig", "approve_as_multi");
+            2u16.encode_to(&mut c);
+            vec![bob].encode_to(&mut c);
+            None::<(u32, u32)>.encode_to(&mut c);
+            hash.encode_to(&mut c);
+            1_000_000_000u64.encode_to(&mut c);
+            // The approval's timepoint: this block, at the extrinsic index it is about to take.
+            let index = st.queued_len() as u32 + 1;
+            st.submit(
+                &alice,
+                c,
+                vec![ev(spec, "Multisig", "NewMultisig", (alice, multi, hash).encode())],
+            );
+            self.pending_multisig = Some(PendingMultisig {
+                cid,
+                size,
+                tips,
+                height: now,
+                index,
+            });
         }
     }
 
