@@ -20,8 +20,9 @@ use std::process::Command;
 use diesel::prelude::*;
 
 use common::{eventually, TestDb};
-use smanager::db::schema::{file_owners, files};
+use smanager::db::schema::{cleanups, file_owners, files};
 use smanager::db::state;
+use smanager::db::FileStatus;
 
 /// What polkadot.js read: the orders the chain accepted and the file map.
 #[derive(Debug, serde::Deserialize)]
@@ -111,6 +112,11 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     }
     assert_eq!(reference.failed, 1, "the failed extrinsic is in the chain: {line}");
     assert!(
+        reference.sessions.iter().any(|e| e == "market.CalculateSuccess")
+            && !reference.sessions.iter().any(|e| e == "market.FileClosed"),
+        "a CalculateSuccess on a live file, which the chain keeps: {line}"
+    );
+    assert!(
         reference.orders.iter().all(|o| o.size.is_some() && o.tips.is_some()),
         "{line}"
     );
@@ -195,6 +201,20 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         .expect("owners");
     let owners: BTreeMap<(&str, &str), i32> = owners.iter().map(|(c, o, n)| ((c.as_str(), o.as_str()), *n)).collect();
     assert_eq!(owners, want_owners, "owners with their order counts");
+    // Every file is live on chain (the CalculateSuccess one included): none may ever have been closed here, nor
+    // its deletion queued, even for a moment before a scan repaired it.
+    let statuses: Vec<(String, FileStatus)> = files::table
+        .select((files::cid, files::status))
+        .load(&mut c)
+        .expect("statuses");
+    assert!(
+        statuses
+            .iter()
+            .all(|(_, s)| !matches!(s, FileStatus::Closed | FileStatus::Cleaned)),
+        "{statuses:?}"
+    );
+    let cleanups: i64 = cleanups::table.count().get_result(&mut c).expect("cleanups");
+    assert_eq!(cleanups, 0, "no deletion was ever queued");
     let undecodable: Option<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS).expect("kv");
     assert!(
         undecodable

@@ -203,7 +203,29 @@ async function main() {
       if (i === 0) await block([await sign(order(CIDS.b58, 4096, 2), alice)]);
     }
   }
-  await block([await sign(order(CIDS.b32, 2048, 11), charlie)]);
+  // A CalculateSuccess on a live file, next to an order: the file's expiry is set ahead (as a replica report
+  // would have set it), then calculate_reward settles it and the file stays stored (spec 1's Market.Files: expiry
+  // at byte 8, calculated_at at 12; spec 25's FilesV2: at 16 and 20).
+  {
+    const head = (await api.rpc.chain.getHeader()).number.toNumber();
+    const key = market.filesV2 ? market.filesV2.key(CIDS.nested) : market.files.key(CIDS.nested);
+    const raw = Buffer.from((await provider.send('state_getStorage', [key])).slice(2), 'hex');
+    const at = market.filesV2 ? 16 : 8;
+    raw.writeUInt32LE(head + 1000, at);
+    raw.writeUInt32LE(head, at + 4);
+    await provider.send('dev_setStorage', [[[key, '0x' + raw.toString('hex')]]]);
+    await block([
+      await sign(api.tx.market.calculateReward(CIDS.nested), charlie),
+      await sign(order(CIDS.b32, 2048, 11), charlie),
+    ]);
+    const hash = await api.rpc.chain.getBlockHash();
+    for (const { event } of await api.query.system.events.at(hash)) {
+      if (event.section === 'market' && event.method !== 'FileSuccess') sessions.push(`${event.section}.${event.method}`);
+      if (event.section === 'system' && event.method === 'ExtrinsicFailed') throw new Error(`calculate_reward failed: ${event.data[0]}`);
+    }
+    const still = await provider.send('state_getStorage', [key]);
+    if (!still) throw new Error('calculate_reward closed the live file');
+  }
   await block([]);
 
   // The reference: every FileSuccess with the order it belongs to, read with polkadot.js.
