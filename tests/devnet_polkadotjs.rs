@@ -159,6 +159,24 @@ async fn devnet_blocks_carry_what_real_blocks_carry_and_polkadot_js_reads_them()
             assert_eq!(at, p, "{kind} phase");
         }
     }
+    let extrinsics: Vec<&str> = blocks
+        .iter()
+        .flat_map(|b| b["extrinsics"].as_array().into_iter().flatten())
+        .filter_map(|x| x.as_str())
+        .collect();
+    for call in [
+        "session.setKeys",
+        "staking.bond",
+        "balances.transfer",
+        "multisig.asMulti",
+        "multisig.approveAsMulti",
+        "bridgeTransfer.transferNative",
+        "identity.provideJudgement",
+        "utility.batch",
+        "utility.batchAll",
+    ] {
+        assert!(extrinsics.contains(&call), "{call} among the extrinsics");
+    }
     let failures: Vec<&str> = blocks
         .iter()
         .flat_map(|b| b["failed"].as_array().into_iter().flatten())

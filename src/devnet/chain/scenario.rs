@@ -434,6 +434,19 @@ impl Scenario {
             Compact(value).encode_to(&mut c);
             st.submit(&stash, c, vec![ev(spec, "Staking", "Bonded", (stash, value).encode())]);
         }
+        if now % SESSION_BLOCKS == 1 || life.gen_bool(0.03) {
+            // A validator rotates its four session keys (grandpa, babe, im_online, authority_discovery) after a
+            // session change, or at any time: no event.
+            let validator = account("validator-1");
+            let mut c = call(spec, "Session", "set_keys");
+            for k in 0..4u8 {
+                c.extend_from_slice(&sp_crypto_hashing::blake2_256(
+                    &[now.to_le_bytes().as_slice(), &[k]].concat(),
+                ));
+            }
+            Vec::<u8>::new().encode_to(&mut c);
+            st.submit(&validator, c, vec![]);
+        }
         if life.gen_bool(0.05) {
             // A registrar judges an identity: its fee moves from the target's reserve to the registrar.
             let (registrar, target) = (account("ferdie"), pick(life));
