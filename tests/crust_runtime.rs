@@ -215,14 +215,7 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     );
     let cleanups: i64 = cleanups::table.count().get_result(&mut c).expect("cleanups");
     assert_eq!(cleanups, 0, "no deletion was ever queued");
-    let undecodable: Option<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS).expect("kv");
-    assert!(
-        undecodable
-            .as_ref()
-            .and_then(|v| v.as_array())
-            .is_none_or(|a| a.is_empty()),
-        "every block decoded, the session change included: {undecodable:?}"
-    );
+    common::assert_every_block_decoded(&mut c, "every block, the session change included");
     drop(chopsticks);
 }
 

@@ -33,19 +33,8 @@ async fn polkadot_js_with_the_crust_type_bundle_reads_the_devnet() {
     for _ in 0..4 {
         chain.produce_block();
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/test-peers/polkadotjs/check.js");
     let me = ss58::encode(ss58::CRUST_PREFIX, &member);
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(chain.ws_url())
-        .arg(&me)
-        .env("NODE_PATH", dir.join("node_modules"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json");
+    let v = common::polkadot_js(&dir, "check.js", &[&chain.ws_url(), &me]).await;
     assert_eq!(v["chain"], "Crust");
     assert_eq!(v["spec"], 25);
     assert_eq!(v["metadataVersion"], 12);
@@ -76,40 +65,21 @@ async fn devnet_blocks_carry_what_real_blocks_carry_and_polkadot_js_reads_them()
         return;
     };
     const BLOCKS: u32 = 65; // three session ends, the third one an era
-    let chain = DevChain::start(
-        ChainConfig {
-            scenario: ScenarioConfig {
-                seed: 4,
-                order_rate: 2.0,
-                ..Default::default()
-            },
-            ..ChainConfig::quiet(0, vec![account("m0")])
-        },
-        Arc::new(ContentStore::new()),
-    )
-    .await
-    .expect("chain");
-    for _ in 0..BLOCKS {
-        chain.produce_block();
-    }
+    let scenario = ScenarioConfig {
+        seed: 4,
+        order_rate: 2.0,
+        ..Default::default()
+    };
+    let chain = common::devnet_history(scenario, BLOCKS).await;
     let (alice, bob) = (account("alice"), account("bob"));
     let signatories = format!(
         "{},{}",
         ss58::encode(ss58::CRUST_PREFIX, &alice),
         ss58::encode(ss58::CRUST_PREFIX, &bob)
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/test-peers/polkadotjs/devnet-blocks.js");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(chain.ws_url())
-        .args(["1", &BLOCKS.to_string(), &signatories, "2"])
-        .env("NODE_PATH", dir.join("node_modules"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("json");
+    let url = chain.ws_url();
+    let last = BLOCKS.to_string();
+    let v = common::polkadot_js(&dir, "devnet-blocks.js", &[&url, "1", &last, &signatories, "2"]).await;
     let multi = ss58::encode(ss58::CRUST_PREFIX, &multisig_account(&[alice, bob], 2));
     assert_eq!(
         v["multisig"].as_str(),

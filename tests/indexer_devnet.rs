@@ -25,24 +25,13 @@ use smanager::devnet::content::ContentStore;
 const BLOCKS: u32 = 150;
 
 async fn chain_with_history() -> DevChain {
-    let chain = DevChain::start(
-        ChainConfig {
-            scenario: ScenarioConfig {
-                seed: 21,
-                order_rate: 3.0,
-                max_size: 300_000,
-                ..Default::default()
-            },
-            ..ChainConfig::quiet(0, vec![account("m0")])
-        },
-        Arc::new(ContentStore::new()),
-    )
-    .await
-    .expect("chain");
-    for _ in 0..BLOCKS {
-        chain.produce_block();
-    }
-    chain
+    let scenario = ScenarioConfig {
+        seed: 21,
+        order_rate: 3.0,
+        max_size: 300_000,
+        ..Default::default()
+    };
+    common::devnet_history(scenario, BLOCKS).await
 }
 
 fn seed_cursor(t: &TestDb) {
@@ -64,14 +53,7 @@ fn check(t: &TestDb, truth: &GroundTruth) {
     let mut c = t.conn();
     // The devnet's blocks carry what real blocks carry (session ends, multisig, bridge, failed extrinsics...):
     // every one of them must decode.
-    let undecodable: Option<serde_json::Value> = state::kv_get(&mut c, state::KV_UNDECODABLE_BLOCKS).expect("kv");
-    assert!(
-        undecodable
-            .as_ref()
-            .and_then(|v| v.as_array())
-            .is_none_or(|a| a.is_empty()),
-        "undecodable blocks: {undecodable:?}"
-    );
+    common::assert_every_block_decoded(&mut c, "devnet history");
     assert!(
         truth.orders.iter().any(|o| o.owner
             == ss58::encode(

@@ -197,3 +197,59 @@ pub fn start_indexing(t: &TestDb, settings: Settings, holder: &str) -> smanager:
         holder: holder.into(),
     })
 }
+
+/// Fails naming every block the indexer recorded as undecodable: a real or devnet block that does not decode is
+/// where orders were lost.
+pub fn assert_every_block_decoded(conn: &mut PgConnection, what: &str) {
+    let undecodable: Option<serde_json::Value> =
+        smanager::db::state::kv_get(conn, smanager::db::state::KV_UNDECODABLE_BLOCKS).expect("kv_state");
+    assert!(
+        undecodable
+            .as_ref()
+            .and_then(|v| v.as_array())
+            .is_none_or(|a| a.is_empty()),
+        "{what}: undecodable blocks {undecodable:?}"
+    );
+}
+
+/// A devnet chain (no prefill, one group member) that has already produced `blocks` blocks of `scenario`.
+pub async fn devnet_history(
+    scenario: smanager::devnet::chain::ScenarioConfig,
+    blocks: u32,
+) -> smanager::devnet::chain::DevChain {
+    use smanager::devnet::chain::{account, ChainConfig, DevChain};
+    let chain = DevChain::start(
+        ChainConfig {
+            scenario,
+            ..ChainConfig::quiet(0, vec![account("m0")])
+        },
+        std::sync::Arc::new(smanager::devnet::content::ContentStore::new()),
+    )
+    .await
+    .expect("devnet chain");
+    for _ in 0..blocks {
+        chain.produce_block();
+    }
+    chain
+}
+
+/// Runs a polkadot.js script of `test-peers/polkadotjs` with `args` and returns the JSON line it prints last.
+pub async fn polkadot_js(dir: &std::path::Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-peers/polkadotjs")
+        .join(script);
+    let out = tokio::process::Command::new("node")
+        .arg(path)
+        .args(args)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("a JSON line")
+}
