@@ -13,33 +13,42 @@ fn real_spec25() -> Option<Vec<u8>> {
     Some(hex::decode(text.trim().trim_start_matches("0x")).expect("metadata hex"))
 }
 
-/// Lines of `ours` and `real` that differ, each named by its pallet.
+/// Items of `ours` and `real` that differ, each keyed by its pallet, kind and position within that kind (the
+/// position is the call, event or error index), so one changed item is reported once, not as a shift of the rest.
 fn differences(ours: &str, real: &str) -> Vec<String> {
-    let named = |text: &str| -> Vec<(String, String)> {
+    type Items = std::collections::BTreeMap<(String, String, usize), String>;
+    let keyed = |text: &str| -> Items {
         let mut pallet = String::new();
-        text.lines()
-            .map(|l| {
-                if let Some(rest) = l.strip_prefix("pallet\t") {
-                    pallet = rest.replace('\t', " ");
-                }
-                (pallet.clone(), l.to_string())
-            })
-            .collect()
-    };
-    let (a, b) = (named(ours), named(real));
-    let mut out = Vec::new();
-    for i in 0..a.len().max(b.len()) {
-        match (a.get(i), b.get(i)) {
-            (Some(x), Some(y)) if x.1 == y.1 => {}
-            (x, y) => out.push(format!(
-                "item {i} (pallet {}):\n  devnet: {}\n  real:   {}",
-                y.or(x).map_or("?", |p| p.0.as_str()),
-                x.map_or("(none)", |p| p.1.as_str()),
-                y.map_or("(none)", |p| p.1.as_str())
-            )),
+        let mut counts: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        let mut out = Items::new();
+        for l in text.lines() {
+            let kind = l.split('\t').next().unwrap_or("").to_string();
+            if kind == "pallet" {
+                pallet = l.split('\t').nth(2).unwrap_or("").to_string();
+            }
+            let n = counts.entry((pallet.clone(), kind.clone())).or_insert(0);
+            out.insert((pallet.clone(), kind, *n), l.replace('\t', " | "));
+            *n += 1;
         }
-    }
-    out
+        out
+    };
+    let (a, b) = (keyed(ours), keyed(real));
+    let mut keys: Vec<&(String, String, usize)> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            format!(
+                "{} {} #{}:\n  devnet: {}\n  real:   {}",
+                k.0,
+                k.1,
+                k.2,
+                a.get(k).map_or("(none)", String::as_str),
+                b.get(k).map_or("(none)", String::as_str)
+            )
+        })
+        .collect()
 }
 
 #[test]
