@@ -263,6 +263,25 @@ fn a_block_applied_twice_is_written_once() {
     assert_eq!(tips, bigdecimal::BigDecimal::from(7));
 }
 
+/// A batch whose first block is past the cursor's next one (a lost commit, or a cursor moved back) is refused whole:
+/// nothing written, the cursor unchanged, and the error says where to read again from.
+#[test]
+fn a_batch_past_a_gap_after_the_cursor_is_refused_and_writes_nothing() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let blocks = script();
+    smanager::db::files::apply_blocks(&mut c, &blocks[..3]).expect("blocks 1-3");
+    let before = dump(&mut c);
+    let err = smanager::db::files::apply_blocks(&mut c, &blocks[4..6]).expect_err("block 4 is missing");
+    assert!(
+        matches!(err, smanager::db::DbError::CursorBehind { cursor: 3, next: 5 }),
+        "{err}"
+    );
+    assert_eq!(dump(&mut c), before, "nothing written");
+    // From the cursor on, the same blocks apply.
+    smanager::db::files::apply_blocks(&mut c, &blocks[3..6]).expect("blocks 4-6");
+}
+
 /// Everything the indexer writes, as text rows, for comparing two databases.
 fn dump(c: &mut PgConnection) -> Vec<String> {
     #[derive(QueryableByName)]

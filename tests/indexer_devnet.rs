@@ -16,11 +16,13 @@ use common::{eventually, TestDb};
 use smanager::actors::indexer::GetProgress;
 use smanager::actors::RestartActor;
 use smanager::chain::ss58;
+use smanager::config::DatabaseSettings;
 use smanager::db::schema::{file_owners, files};
-use smanager::db::{state, FileStatus};
+use smanager::db::{state, Db, FileStatus};
 use smanager::devnet::chain::scenario::multisig_account;
 use smanager::devnet::chain::{account, ChainConfig, DevChain, GroundTruth, ScenarioConfig};
 use smanager::devnet::content::ContentStore;
+use smanager::devnet::postgres::DevPostgres;
 
 const BLOCKS: u32 = 150;
 
@@ -50,10 +52,13 @@ fn indexed_block(t: &TestDb) -> i64 {
 
 /// The database against the scenario's ground truth.
 fn check(t: &TestDb, truth: &GroundTruth) {
-    let mut c = t.conn();
+    check_conn(&mut t.conn(), truth);
+}
+
+fn check_conn(c: &mut PgConnection, truth: &GroundTruth) {
     // The devnet's blocks carry what real blocks carry (session ends, multisig, bridge, failed extrinsics...):
     // every one of them must decode.
-    common::assert_every_block_decoded(&mut c, "devnet history");
+    common::assert_every_block_decoded(c, "devnet history");
     assert!(
         truth.orders.iter().any(|o| o.owner
             == ss58::encode(
@@ -73,7 +78,7 @@ fn check(t: &TestDb, truth: &GroundTruth) {
     let rows: Vec<(String, i64, BigDecimal)> = files::table
         .filter(files::seen_by_event.eq(true))
         .select((files::cid, files::size_bytes, files::tips))
-        .load(&mut c)
+        .load(c)
         .expect("files");
     assert_eq!(rows.len(), want.len(), "one row per ordered CID");
     for (cid, size, tips) in rows {
@@ -85,7 +90,7 @@ fn check(t: &TestDb, truth: &GroundTruth) {
         let owners: Vec<(String, i32)> = file_owners::table
             .filter(file_owners::cid.eq(&cid))
             .select((file_owners::owner, file_owners::orders))
-            .load(&mut c)
+            .load(c)
             .expect("owners");
         let owners: HashMap<&str, i32> = owners.iter().map(|(o, n)| (o.as_str(), *n)).collect();
         assert_eq!(&owners, wowners, "{cid} owners");
@@ -94,7 +99,7 @@ fn check(t: &TestDb, truth: &GroundTruth) {
         let s: FileStatus = files::table
             .find(&close.cid)
             .select(files::status)
-            .first(&mut c)
+            .first(c)
             .expect("closed file");
         assert!(
             matches!(s, FileStatus::Closed | FileStatus::Cleaned),
@@ -217,5 +222,64 @@ async fn new_heads_arrive_by_subscription_not_by_poll() {
     .await;
     assert!(placed.elapsed() < Duration::from_secs(30), "{:?}", placed.elapsed());
     smanager::app::shutdown(&peers).await;
+    chain.stop().await;
+}
+
+/// Catch-up batches commit without waiting for their disk flush (`files::relaxed_commit`). PostgreSQL crashing in the
+/// middle of a catch-up (immediate stop: its unflushed WAL is lost, with whole batches, rows and cursor together)
+/// and coming back must lose and duplicate nothing: the indexer finds the cursor behind the blocks it holds and
+/// reads them again.
+#[actix_rt::test]
+async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
+    let chain = chain_with_history().await;
+    let pg = DevPostgres::start(None).expect("a throwaway PostgreSQL cluster (the local initdb and pg_ctl)");
+    let database = DatabaseSettings {
+        url: pg.url.clone(),
+        pool_size: 4,
+        connect_timeout_secs: 2,
+    };
+    let db = Db::connect(&database).expect("connect");
+    db.migrate().expect("migrate");
+    let conn = || PgConnection::establish(&pg.url).ok();
+    let indexed = || {
+        conn()
+            .and_then(|mut c| state::cursor(&mut c, state::INDEXER_CURSOR).ok().flatten())
+            .and_then(|c| c.block_number)
+            .unwrap_or(-1)
+    };
+    {
+        let mut c = conn().expect("connect");
+        state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0").expect("cursor");
+    }
+    let mut settings = common::app_settings(database);
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_cooldown_secs = 3600;
+    let peers = common::start_indexing_on(db, settings, "test/pg-crash");
+    let mut crashes = 0;
+    for target in [30i64, 90] {
+        eventually(120, "catch-up in progress", || {
+            let b = indexed();
+            async move { (b >= target).then_some(()) }
+        })
+        .await;
+        if indexed() >= i64::from(BLOCKS) {
+            break;
+        }
+        pg.stop_server().expect("crash PostgreSQL");
+        crashes += 1;
+        actix_rt::time::sleep(Duration::from_millis(500)).await;
+        pg.start_server().expect("restart PostgreSQL");
+    }
+    assert!(
+        crashes >= 1,
+        "PostgreSQL crashed at least once in the middle of the catch-up"
+    );
+    eventually(180, "caught up after the crashes", || {
+        let b = indexed();
+        async move { (b >= i64::from(BLOCKS)).then_some(()) }
+    })
+    .await;
+    smanager::app::shutdown(&peers).await;
+    check_conn(&mut conn().expect("connect"), &chain.ground_truth());
     chain.stop().await;
 }

@@ -70,25 +70,30 @@ impl TestDb {
 
     /// Full settings pointing at this database, with fast intervals for tests.
     pub fn app_settings(&self) -> Settings {
-        let mut s = Settings {
-            database: self.settings(),
-            ..Default::default()
-        };
-        s.chain.account = "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa".into();
-        s.chain.poll_interval_ms = 50;
-        s.chain.reconnect_min_secs = 1;
-        s.chain.reconnect_max_secs = 2;
-        s.scheduler.tick_secs = 1;
-        s.scheduler.min_srd_ratio = 0;
-        s.scheduler.min_sys_free_gib = 0;
-        s.puller.lease_secs = 6;
-        s.puller.base_timeout_secs = 60;
-        s.sealer.check_interval_secs = 1;
-        s.cleanup.interval_secs = 1;
-        s.retry.base_delay_secs = 1;
-        s.retry.max_delay_secs = 4;
-        s
+        app_settings(self.settings())
     }
+}
+
+/// Full settings pointing at `database`, with fast intervals for tests.
+pub fn app_settings(database: DatabaseSettings) -> Settings {
+    let mut s = Settings {
+        database,
+        ..Default::default()
+    };
+    s.chain.account = "cTM8suyN19VZb7JEPRNvtezyfpEAJyYxHkk1n5J4XEr6XroRa".into();
+    s.chain.poll_interval_ms = 50;
+    s.chain.reconnect_min_secs = 1;
+    s.chain.reconnect_max_secs = 2;
+    s.scheduler.tick_secs = 1;
+    s.scheduler.min_srd_ratio = 0;
+    s.scheduler.min_sys_free_gib = 0;
+    s.puller.lease_secs = 6;
+    s.puller.base_timeout_secs = 60;
+    s.sealer.check_interval_secs = 1;
+    s.cleanup.interval_secs = 1;
+    s.retry.base_delay_secs = 1;
+    s.retry.max_delay_secs = 4;
+    s
 }
 
 impl Drop for TestDb {
@@ -179,11 +184,16 @@ pub fn npm_peer(var: &str, name: &str, needs: &str) -> Option<std::path::PathBuf
 /// The pipeline following `settings.chain` with IPFS and the sWorker down (nothing listens on port 9): what the
 /// indexing tests need, and a check that missing peers never disturb indexing.
 pub fn start_indexing(t: &TestDb, settings: Settings, holder: &str) -> smanager::actors::Peers {
+    start_indexing_on(t.db(), settings, holder)
+}
+
+/// `start_indexing` on any database.
+pub fn start_indexing_on(db: Db, settings: Settings, holder: &str) -> smanager::actors::Peers {
     use std::rc::Rc;
     use std::time::Duration;
     let settings = Rc::new(settings);
     smanager::actors::start(smanager::actors::Deps {
-        db: t.db(),
+        db,
         chain: smanager::chain::client::connect(&settings.chain),
         settings,
         ipfs: Rc::new(smanager::ipfs::KuboClient::new(
