@@ -100,9 +100,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let stdout = chain.stdout.take().context("chain stdout")?;
     let result = actix_rt::System::new().block_on(async move {
         let mut lines = tokio::io::BufReader::new(tokio::process::ChildStdout::from_std(stdout)?).lines();
-        let url = loop {
+        let (url, orders_on_chain) = loop {
             match lines.next_line().await? {
-                Some(l) if l.starts_with("ready ") => break l.trim_start_matches("ready ").to_string(),
+                Some(l) if l.starts_with("ready ") => {
+                    let mut parts = l.trim_start_matches("ready ").split(' ');
+                    let url = parts.next().unwrap_or_default().to_string();
+                    let orders: Option<u64> = parts.next().and_then(|n| n.parse().ok());
+                    break (url, orders);
+                }
                 Some(_) => continue,
                 None => bail!("the devnet chain process ended before it was ready"),
             }
@@ -189,6 +194,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "scan_secs": scan.as_ref().map(|s| (s.secs * 10.0).round() / 10.0),
             "catchup_blocks": head,
             "catchup_orders": orders,
+            "catchup_orders_on_chain": orders_on_chain,
             "catchup_secs": (catchup_secs * 10.0).round() / 10.0,
             "machine": machine(),
         }))
@@ -527,7 +533,8 @@ pub fn devnet_chain(args: DevnetChainArgs) -> anyhow::Result<()> {
         for _ in 0..args.blocks {
             chain.produce_block();
         }
-        println!("ready {}", chain.ws_url());
+        // The orders its history holds (repeats, batches and multisig orders included): what a catch-up must store.
+        println!("ready {} {}", chain.ws_url(), chain.ground_truth().orders.len());
         crate::app::shutdown_signal().await;
         chain.stop().await;
         Ok(())

@@ -25,7 +25,9 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     // Every FilesV2 entry of the genesis pre-fill is scanned (plus the CIDs the catch-up blocks ordered).
     assert!(n("scanned_files") >= 3000.0, "{line}");
     assert_eq!(n("catchup_blocks"), 100.0, "{line}");
-    assert_eq!(n("catchup_orders"), 500.0, "{line}");
+    // Every order of the history, repeats, batches and multisig orders included (at least 5 per block).
+    assert_eq!(n("catchup_orders"), n("catchup_orders_on_chain"), "{line}");
+    assert!(n("catchup_orders") >= 500.0, "{line}");
     for k in [
         "orders_per_sec",
         "catchup_blocks_per_sec",
@@ -80,7 +82,8 @@ fn catchup_only_measures_the_catch_up_and_leaves_the_rest_null() {
     );
     let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
     let r: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
-    assert_eq!(r["catchup_orders"], 200, "{line}");
+    assert_eq!(r["catchup_orders"], r["catchup_orders_on_chain"], "{line}");
+    assert!(r["catchup_orders"].as_u64().is_some_and(|n| n >= 200), "{line}");
     assert!(r["catchup_limit_ratio"].as_f64().is_some_and(|x| x > 0.0), "{line}");
     for k in [
         "orders_per_sec",
