@@ -214,6 +214,8 @@ fn scan_repairs_closed_files_alive_on_chain_and_takes_corrected_sizes() {
         &block(1, vec![order(CIDS[0], 1), order(CIDS[1], 1), order(CIDS[2], 1)]),
     )
     .expect("apply");
+    // Blocks 2 to 499 carried nothing for these files.
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 499, "0x01f3").expect("cursor");
     // Closed here (a misread close) for CIDS[0] and CIDS[2]; CIDS[2] really expired on chain.
     file_q::apply_block(
         &mut c,
