@@ -225,14 +225,22 @@ async fn new_heads_arrive_by_subscription_not_by_poll() {
     chain.stop().await;
 }
 
-/// Catch-up batches commit without waiting for their disk flush (`files::relaxed_commit`). PostgreSQL crashing in the
-/// middle of a catch-up (immediate stop: its unflushed WAL is lost, with whole batches, rows and cursor together)
-/// and coming back must lose and duplicate nothing: the indexer finds the cursor behind the blocks it holds and
-/// reads them again.
+/// PostgreSQL crashing in the middle of a catch-up and coming back must lose and duplicate nothing. The cluster runs
+/// with `synchronous_commit = off`, a common tuning, so an immediate stop loses its last commits, whole batches with
+/// their cursor: the indexer must find the cursor behind the blocks it holds and read them again.
 #[actix_rt::test]
 async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
     let chain = chain_with_history().await;
     let pg = DevPostgres::start(None).expect("a throwaway PostgreSQL cluster (the local initdb and pg_ctl)");
+    {
+        let mut c = PgConnection::establish(&pg.url).expect("connect");
+        diesel::sql_query("ALTER SYSTEM SET synchronous_commit = off")
+            .execute(&mut c)
+            .expect("synchronous_commit");
+        diesel::sql_query("SELECT pg_reload_conf()")
+            .execute(&mut c)
+            .expect("reload");
+    }
     let database = DatabaseSettings {
         url: pg.url.clone(),
         pool_size: 4,

@@ -31,7 +31,6 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
 /// either indexed or not. Blocks at or below the cursor are skipped (`already_applied`). One outcome per block.
 pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<Vec<BlockOutcome>, DbError> {
     conn.transaction(|conn| {
-        relaxed_commit(conn)?;
         // Lock the cursor: a second writer of the same blocks (an actor restarted while its previous incarnation's
         // transaction was still committing) waits here, then sees the blocks are done and applies nothing.
         diesel::sql_query("INSERT INTO chain_cursors (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
@@ -60,9 +59,9 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
                 continue;
             }
             if let Some(d) = done.filter(|d| number > d + 1) {
-                // The cursor is behind the blocks this writer holds: a batch it saw committed was lost (commits do
-                // not wait for their flush, see `relaxed_commit`, and PostgreSQL restarted) or an operator moved the
-                // cursor back. Writing on would skip blocks: the indexer restarts from the cursor instead.
+                // The cursor is behind the blocks this writer holds: a batch it saw committed was lost (a server
+                // run with `synchronous_commit = off`, a common tuning, loses its last commits when it crashes) or an
+                // operator moved the cursor back. Writing on would skip blocks: the indexer restarts from the cursor.
                 return Err(DbError::CursorBehind {
                     cursor: d,
                     next: number,
@@ -178,17 +177,6 @@ fn refresh_chain_facts(conn: &mut PgConnection, f: &crate::chain::ScannedFile) -
         ))
         .execute(conn)?;
     Ok(n == 1)
-}
-
-/// Commits the current transaction without waiting for its WAL flush: for the indexer's batches, which move their
-/// own cursor with their rows. A PostgreSQL crash can lose the last few hundred milliseconds of them, each one whole,
-/// rows and cursor together; the next batch then finds the cursor behind its first block (`DbError::CursorBehind`)
-/// and the indexer restarts from the cursor, so the lost blocks are read again: nothing skipped, nothing applied
-/// twice. Any later transaction that saw those rows and committed synchronously flushed them with it. What is saved
-/// is a disk flush per batch (about a quarter of the writer's time during a catch-up, measured).
-fn relaxed_commit(conn: &mut PgConnection) -> Result<(), DbError> {
-    diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
-    Ok(())
 }
 
 fn block_i64(n: u64) -> Result<i64, DbError> {

@@ -45,8 +45,9 @@ pub enum DbError {
     /// Stored data that breaks an invariant.
     #[error("{0}")]
     Invalid(String),
-    /// The indexer's cursor is behind the next block it was about to write: a batch commit was lost (PostgreSQL
-    /// restarted) or the cursor was moved back. Recovered by restarting the indexer from the cursor.
+    /// The indexer's cursor is behind the next block it was about to write: a batch commit was lost (a server with
+    /// `synchronous_commit = off` crashed) or the cursor was moved back. Recovered by restarting the indexer from the
+    /// cursor.
     #[error(
         "the indexer cursor is at block {cursor} but the next block to write is {next}: re-reading from the cursor"
     )]
