@@ -1,7 +1,9 @@
 //! The devnet's scenario, deterministic from a seed: orders of mixed sizes and tips (CIDv0 and CIDv1, some inside
 //! `utility.batch`, some repeating an existing CID, a few for content nobody has), replicas over time, and files
-//! closed through `calculate_reward` (`CalculateSuccess` + `FileClosed`) or `IllegalFileClosed`. It records the ground
-//! truth so tests can compare an indexer against it.
+//! closed through `calculate_reward` (`CalculateSuccess` + `FileClosed`) or `IllegalFileClosed`, amid what real Crust
+//! blocks carry (`Scenario::chain_life`: session and era changes, transfers, bonds, judgements, bridge transfers,
+//! multisig orders, failed extrinsics, repeat orders in one extrinsic and one block). It records the ground truth so
+//! tests can compare an indexer against it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
