@@ -231,6 +231,12 @@ async fn new_heads_arrive_by_subscription_not_by_poll() {
 #[actix_rt::test]
 async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
     let chain = chain_with_history().await;
+    // A longer history than the other tests': the crashes must land in the middle of the catch-up even on a fast
+    // machine.
+    for _ in 0..300 {
+        chain.produce_block();
+    }
+    let total = i64::from(BLOCKS) + 300;
     let pg = DevPostgres::start(None).expect("a throwaway PostgreSQL cluster (the local initdb and pg_ctl)");
     {
         let mut c = PgConnection::establish(&pg.url).expect("connect");
@@ -270,7 +276,7 @@ async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
             async move { (b >= target).then_some(()) }
         })
         .await;
-        if indexed() >= i64::from(BLOCKS) {
+        if indexed() >= total {
             break;
         }
         pg.stop_server().expect("crash PostgreSQL");
@@ -284,7 +290,7 @@ async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
     );
     eventually(180, "caught up after the crashes", || {
         let b = indexed();
-        async move { (b >= i64::from(BLOCKS)).then_some(()) }
+        async move { (b >= total).then_some(()) }
     })
     .await;
     smanager::app::shutdown(&peers).await;
