@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 
 use crate::actors::Peers;
-use crate::config::Settings;
+use crate::config::{ChainSettings, Settings};
 use crate::db::{state, Db};
 use crate::devnet::postgres::DevPostgres;
 
@@ -245,8 +245,7 @@ async fn scan_phase(
     crate::app::shutdown(&peers).await;
     eprintln!("scan: {scanned} files in {secs:.1} s");
 
-    let c = &settings.chain;
-    let (raw_keys, raw_secs) = raw_scan(raw, c.scan_page_size, c.scan_batch_size, c.scan_parallelism).await?;
+    let (raw_keys, raw_secs) = raw_scan(raw, &settings.chain).await?;
     let chain_rate = raw_keys as f64 / raw_secs;
     let floor = {
         let mut c = db.conn()?;
@@ -270,32 +269,17 @@ async fn scan_phase(
     })
 }
 
-/// Pages the FilesV2 map exactly as the scanner does (same page size, batch size and parallelism) without decoding
-/// or writing anything. Returns the keys read and the seconds it took.
-async fn raw_scan(
-    chain: &crate::chain::client::SubxtChain,
-    page_size: u32,
-    batch: u32,
-    parallelism: u32,
-) -> anyhow::Result<(u64, f64)> {
-    use crate::chain::ChainSource as _;
+/// Pages the FilesV2 map exactly as the scanner does (its own page fetch, same page size, batch size and
+/// parallelism) without decoding or writing anything. Returns the keys read and the seconds it took.
+async fn raw_scan(chain: &crate::chain::client::SubxtChain, cfg: &ChainSettings) -> anyhow::Result<(u64, f64)> {
     let prefix = crate::chain::keys::files_v2_prefix();
     let started = Instant::now();
     let mut start = None;
     let mut total = 0u64;
-    loop {
-        let page = chain.keys_paged(prefix.clone(), page_size, start.clone()).await?;
-        let Some(last) = page.last().cloned() else { break };
-        let full = page.len() == page_size as usize;
-        let fetched: Vec<_> = futures_util::stream::iter(page.chunks(batch as usize).map(<[_]>::to_vec))
-            .map(|keys| chain.values(keys))
-            .buffered(parallelism as usize)
-            .collect()
-            .await;
-        for f in fetched {
-            total += f?.len() as u64;
-        }
-        start = Some(last);
+    while let Some(page) = crate::actors::scanner::fetch_page(chain, cfg, &prefix, start).await? {
+        total += page.len() as u64;
+        let full = page.len() == cfg.scan_page_size as usize;
+        start = page.last().map(|(k, _)| k.clone());
         if !full {
             break;
         }

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use diesel::prelude::*;
 
@@ -308,21 +306,7 @@ async fn cleanup_rereads_the_chain_before_deleting() {
     s.chain.end_point = chain.ws_url();
     s.chain.scan_cooldown_secs = 3600;
     s.sworker.end_point = sworker.url();
-    let settings = Rc::new(s);
-    let peers = smanager::actors::start(smanager::actors::Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings,
-        ipfs: Rc::new(smanager::ipfs::KuboClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
-        sworker: Rc::new(smanager::sworker::SworkerClient::new(
-            &sworker.url(),
-            Duration::from_secs(5),
-        )),
-        holder: "test/cleanup-recheck".into(),
-    });
+    let peers = common::start_with_sworker(t.db(), s, "test/cleanup-recheck", &sworker.url());
     let job_status = |cid: String| {
         let t = &t;
         async move {

@@ -10,14 +10,15 @@ use futures_util::StreamExt;
 
 use super::indexer::FilesIndexed;
 use super::{Deps, SharedPeers};
-use crate::chain::{decode_file_info_as, keys, ChainError, FileInfoLayout, ScannedFile};
+use crate::chain::{decode_file_info_as, keys, ChainError, ChainSource, FileInfoLayout, ScannedFile};
+use crate::config::ChainSettings;
 use crate::db::{files, state, DbError};
 
 /// Pages being written at once (each in its own transaction) while the next one is fetched.
 pub const SCAN_WRITERS: usize = 2;
 
 /// Storage keys with their values (`None`: removed meanwhile).
-type KeyValues = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+pub type KeyValues = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// One page's worth of decoded rows and invalid entries.
 fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<ScannedFile>, Vec<(String, String)>) {
@@ -51,27 +52,24 @@ fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<Scann
     (rows, invalid)
 }
 
-/// One page of keys under `prefix` after `start`, in key order with their values (fetched in batches, in parallel).
-/// `None` when there are no more keys.
-async fn fetch_page(deps: &Deps, prefix: &[u8], start: Option<Vec<u8>>) -> Result<Option<KeyValues>, ChainError> {
-    let cfg = &deps.settings.chain;
-    let page = deps
-        .chain
-        .keys_paged(prefix.to_vec(), cfg.scan_page_size, start)
-        .await?;
+/// One page of keys under `prefix` after `start`, in key order with their values (fetched in batches, in parallel),
+/// with the page size, batch size and parallelism of `cfg`. `None` when there are no more keys. `smanager bench`
+/// pages the map through this too, to measure what the node serves the scanner.
+pub async fn fetch_page(
+    chain: &dyn ChainSource,
+    cfg: &ChainSettings,
+    prefix: &[u8],
+    start: Option<Vec<u8>>,
+) -> Result<Option<KeyValues>, ChainError> {
+    let page = chain.keys_paged(prefix.to_vec(), cfg.scan_page_size, start).await?;
     if page.is_empty() {
         return Ok(None);
     }
-    let chain = deps.chain.clone();
     let fetched: Vec<Result<KeyValues, ChainError>> =
         futures_util::stream::iter(page.chunks(cfg.scan_batch_size as usize))
-            .map(|batch| {
-                let chain = chain.clone();
-                let batch = batch.to_vec();
-                async move {
-                    let values = chain.values(batch.clone()).await?;
-                    Ok(batch.into_iter().zip(values).collect())
-                }
+            .map(|batch| async move {
+                let values = chain.values(batch.to_vec()).await?;
+                Ok(batch.iter().cloned().zip(values).collect())
             })
             .buffered(cfg.scan_parallelism as usize)
             .collect()
@@ -178,7 +176,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             std::collections::VecDeque::new();
         let mut stored: Option<String> = None;
         let finished = loop {
-            let fetched = fetch_page(&deps, &prefix, start.clone()).await;
+            let fetched = fetch_page(deps.chain.as_ref(), &cfg, &prefix, start.clone()).await;
             let all = match fetched {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(()),

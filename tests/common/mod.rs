@@ -189,6 +189,11 @@ pub fn start_indexing(t: &TestDb, settings: Settings, holder: &str) -> smanager:
 
 /// `start_indexing` on any database.
 pub fn start_indexing_on(db: Db, settings: Settings, holder: &str) -> smanager::actors::Peers {
+    start_with_sworker(db, settings, holder, "http://127.0.0.1:9")
+}
+
+/// The pipeline with IPFS down and the sWorker at `sworker` (nothing listens on port 9).
+pub fn start_with_sworker(db: Db, settings: Settings, holder: &str, sworker: &str) -> smanager::actors::Peers {
     use std::rc::Rc;
     use std::time::Duration;
     let settings = Rc::new(settings);
@@ -200,10 +205,7 @@ pub fn start_indexing_on(db: Db, settings: Settings, holder: &str) -> smanager::
             "http://127.0.0.1:9",
             Duration::from_secs(1),
         )),
-        sworker: Rc::new(smanager::sworker::SworkerClient::new(
-            "http://127.0.0.1:9",
-            Duration::from_secs(1),
-        )),
+        sworker: Rc::new(smanager::sworker::SworkerClient::new(sworker, Duration::from_secs(5))),
         holder: holder.into(),
     })
 }

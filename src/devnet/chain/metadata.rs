@@ -18,38 +18,23 @@ pub const SPEC_VERSION: u32 = 25;
 /// Transaction version the devnet runtime reports.
 pub const TX_VERSION: u32 = 1;
 
-/// Pallet indices of spec 25.
-pub mod index {
-    /// Pallet index of System in spec 25.
-    pub const SYSTEM: u8 = 0;
-    /// Pallet index of Timestamp in spec 25.
-    pub const TIMESTAMP: u8 = 3;
-    /// Pallet index of Balances in spec 25.
-    pub const BALANCES: u8 = 5;
-    /// Pallet index of Staking in spec 25.
-    pub const STAKING: u8 = 8;
-    /// Pallet index of Utility in spec 25.
-    pub const UTILITY: u8 = 23;
-    /// Pallet index of Swork in spec 25.
-    pub const SWORK: u8 = 25;
-    /// Pallet index of Market in spec 25 (27 after the simulated spec-26 upgrade).
-    pub const MARKET: u8 = 26;
-}
+/// Market's pallet index in spec 25 (27 after the simulated spec-26 upgrade).
+const MARKET: u8 = 26;
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Arg {
     name: String,
     ty: String,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Call {
     name: String,
     args: Vec<Arg>,
     docs: Vec<String>,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Event {
     name: String,
     args: Vec<String>,
@@ -77,7 +62,7 @@ const HASHERS: [(&str, Hasher); 7] = [
     ("Identity", Hasher::Identity),
 ];
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 enum EntryType {
     Plain(String),
     Map {
@@ -95,13 +80,13 @@ enum EntryType {
     },
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 enum Modifier {
     Optional,
     Default,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Entry {
     name: String,
     modifier: Modifier,
@@ -110,13 +95,13 @@ struct Entry {
     docs: Vec<String>,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Storage {
     prefix: String,
     entries: Vec<Entry>,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Constant {
     name: String,
     ty: String,
@@ -124,7 +109,7 @@ struct Constant {
     docs: Vec<String>,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Module {
     name: String,
     storage: Option<Storage>,
@@ -135,7 +120,7 @@ struct Module {
     index: u8,
 }
 
-#[derive(Encode)]
+#[derive(Encode, Clone)]
 struct Extrinsic {
     version: u8,
     signed_extensions: Vec<String>,
@@ -179,6 +164,13 @@ fn bytes(field: &str) -> Result<Vec<u8>, String> {
     hex::decode(field.trim_start_matches("0x")).map_err(|e| format!("bad hex `{field}`: {e}"))
 }
 
+/// The pallet the items that follow belong to.
+fn current(modules: &mut [Module], n: usize) -> Result<&mut Module, String> {
+    modules
+        .last_mut()
+        .ok_or_else(|| format!("line {}: item before any pallet", n + 1))
+}
+
 /// The modules and extrinsic info a description lists (the inverse of `describe`).
 fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
     let mut modules: Vec<Module> = Vec::new();
@@ -194,13 +186,7 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                 .copied()
                 .ok_or_else(|| format!("line {}: field {i} missing", n + 1))
         };
-        let last = |modules: &mut Vec<Module>| -> Result<(), String> {
-            if modules.is_empty() {
-                Err(format!("line {}: item before any pallet", n + 1))
-            } else {
-                Ok(())
-            }
-        };
+        let outside = |what: &str| format!("line {}: {what} outside its list", n + 1);
         match f[0] {
             "pallet" => modules.push(Module {
                 index: at(1)?.parse().map_err(|e| format!("line {}: index: {e}", n + 1))?,
@@ -212,17 +198,14 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                 errors: vec![],
             }),
             "storage" => {
-                last(&mut modules)?;
-                let prefix = at(1)?.to_string();
-                if let Some(m) = modules.last_mut() {
-                    m.storage = Some(Storage {
-                        prefix,
-                        entries: vec![],
-                    });
-                }
+                current(&mut modules, n)?.storage = Some(Storage {
+                    prefix: at(1)?.to_string(),
+                    entries: vec![],
+                })
             }
+            "calls" => current(&mut modules, n)?.calls = Some(vec![]),
+            "events" => current(&mut modules, n)?.event = Some(vec![]),
             "entry" => {
-                last(&mut modules)?;
                 let modifier = match at(2)? {
                     "Optional" => Modifier::Optional,
                     "Default" => Modifier::Default,
@@ -258,16 +241,8 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                     default: bytes(default)?,
                     docs: vec![],
                 };
-                match modules.last_mut().and_then(|m| m.storage.as_mut()) {
-                    Some(st) => st.entries.push(entry),
-                    None => return Err(format!("line {}: entry outside storage", n + 1)),
-                }
-            }
-            "calls" => {
-                last(&mut modules)?;
-                if let Some(m) = modules.last_mut() {
-                    m.calls = Some(vec![]);
-                }
+                let storage = current(&mut modules, n)?.storage.as_mut();
+                storage.ok_or_else(|| outside("entry"))?.entries.push(entry);
             }
             "call" => {
                 let args = f[2..]
@@ -285,16 +260,8 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                     args,
                     docs: vec![],
                 };
-                match modules.last_mut().and_then(|m| m.calls.as_mut()) {
-                    Some(c) => c.push(call),
-                    None => return Err(format!("line {}: call outside calls", n + 1)),
-                }
-            }
-            "events" => {
-                last(&mut modules)?;
-                if let Some(m) = modules.last_mut() {
-                    m.event = Some(vec![]);
-                }
+                let calls = current(&mut modules, n)?.calls.as_mut();
+                calls.ok_or_else(|| outside("call"))?.push(call);
             }
             "event" => {
                 let event = Event {
@@ -302,10 +269,8 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                     args: f[2..].iter().map(|a| a.to_string()).collect(),
                     docs: vec![],
                 };
-                match modules.last_mut().and_then(|m| m.event.as_mut()) {
-                    Some(e) => e.push(event),
-                    None => return Err(format!("line {}: event outside events", n + 1)),
-                }
+                let events = current(&mut modules, n)?.event.as_mut();
+                events.ok_or_else(|| outside("event"))?.push(event);
             }
             "const" => {
                 let c = Constant {
@@ -314,18 +279,9 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
                     value: bytes(at(3)?)?,
                     docs: vec![],
                 };
-                match modules.last_mut() {
-                    Some(m) => m.constants.push(c),
-                    None => return Err(format!("line {}: constant before any pallet", n + 1)),
-                }
+                current(&mut modules, n)?.constants.push(c);
             }
-            "error" => {
-                let e = (at(1)?.to_string(), vec![]);
-                match modules.last_mut() {
-                    Some(m) => m.errors.push(e),
-                    None => return Err(format!("line {}: error before any pallet", n + 1)),
-                }
-            }
+            "error" => current(&mut modules, n)?.errors.push((at(1)?.to_string(), vec![])),
             "extrinsic" => {
                 extrinsic = Some(Extrinsic {
                     version: at(1)?.parse().map_err(|e| format!("line {}: version: {e}", n + 1))?,
@@ -339,66 +295,75 @@ fn parse(text: &str) -> Result<(Vec<Module>, Extrinsic), String> {
     Ok((modules, extrinsic))
 }
 
-/// Where each call, event and error of spec 25 sits: `(pallet, item) → (pallet index, item index)`.
-struct Indices {
-    calls: HashMap<(String, String), (u8, u8)>,
-    events: HashMap<(String, String), (u8, u8)>,
-    errors: HashMap<(String, String), (u8, u8)>,
+/// `pallet → item → (pallet index, item index)`, looked up without allocating.
+type Items = HashMap<String, HashMap<String, (u8, u8)>>;
+
+/// Spec 25 parsed once: its modules and extrinsic info, and where each call, event and error sits.
+struct Table {
+    modules: Vec<Module>,
+    extrinsic: Extrinsic,
+    calls: Items,
+    events: Items,
+    errors: Items,
 }
 
-fn indices() -> &'static Indices {
-    static INDICES: OnceLock<Indices> = OnceLock::new();
-    INDICES.get_or_init(|| {
-        let modules = parse(SPEC25).unwrap_or_else(|e| panic!("spec25.tsv: {e}")).0;
-        let mut ix = Indices {
-            calls: HashMap::new(),
-            events: HashMap::new(),
-            errors: HashMap::new(),
-        };
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let (modules, extrinsic) = parse(SPEC25).unwrap_or_else(|e| panic!("spec25.tsv: {e}"));
+        let (mut calls, mut events, mut errors) = (Items::new(), Items::new(), Items::new());
         for m in &modules {
-            for (i, c) in m.calls.iter().flatten().enumerate() {
-                ix.calls.insert((m.name.clone(), c.name.clone()), (m.index, i as u8));
-            }
-            for (i, e) in m.event.iter().flatten().enumerate() {
-                ix.events.insert((m.name.clone(), e.name.clone()), (m.index, i as u8));
-            }
-            for (i, (e, _)) in m.errors.iter().enumerate() {
-                ix.errors.insert((m.name.clone(), e.clone()), (m.index, i as u8));
-            }
+            let place = |items: &mut Items, names: Vec<&String>| {
+                let of = items.entry(m.name.clone()).or_default();
+                for (i, name) in names.into_iter().enumerate() {
+                    of.insert(name.clone(), (m.index, i as u8));
+                }
+            };
+            place(&mut calls, m.calls.iter().flatten().map(|c| &c.name).collect());
+            place(&mut events, m.event.iter().flatten().map(|e| &e.name).collect());
+            place(&mut errors, m.errors.iter().map(|(e, _)| e).collect());
         }
-        ix
+        Table {
+            modules,
+            extrinsic,
+            calls,
+            events,
+            errors,
+        }
     })
 }
 
 /// Spec 26 (the devnet's upgrade) moves Market and every pallet after it up by one.
 fn shifted(spec: u32, (pallet, item): (u8, u8)) -> (u8, u8) {
-    if spec > SPEC_VERSION && pallet >= index::MARKET {
+    if spec > SPEC_VERSION && pallet >= MARKET {
         (pallet + 1, item)
     } else {
         (pallet, item)
     }
 }
 
-fn lookup(map: &HashMap<(String, String), (u8, u8)>, what: &str, pallet: &str, item: &str) -> (u8, u8) {
+fn lookup(items: &Items, what: &str, pallet: &str, item: &str) -> (u8, u8) {
     // The devnet names only items of its own table; a miss is a typo in the devnet, caught by its tests.
-    *map.get(&(pallet.to_string(), item.to_string()))
+    *items
+        .get(pallet)
+        .and_then(|of| of.get(item))
         .unwrap_or_else(|| panic!("spec 25 has no {what} {pallet}.{item}"))
 }
 
 /// The first two bytes of a call (pallet index, call index) at a devnet spec.
 pub fn call_index(spec: u32, pallet: &str, call: &str) -> [u8; 2] {
-    let (p, c) = shifted(spec, lookup(&indices().calls, "call", pallet, call));
+    let (p, c) = shifted(spec, lookup(&table().calls, "call", pallet, call));
     [p, c]
 }
 
 /// `(pallet index, event index)` of an event at a devnet spec.
 pub fn event_index(spec: u32, pallet: &str, event: &str) -> (u8, u8) {
-    shifted(spec, lookup(&indices().events, "event", pallet, event))
+    shifted(spec, lookup(&table().events, "event", pallet, event))
 }
 
 /// `(pallet index, error index)` of a module error at a devnet spec (`DispatchError::Module`).
 pub fn error_index(spec: u32, pallet: &str, error: &str) -> (u8, u8) {
-    shifted(spec, lookup(&indices().errors, "error", pallet, error))
+    shifted(spec, lookup(&table().errors, "error", pallet, error))
 }
 
 fn text<O: AsRef<str>>(d: &DecodeDifferent<&'static str, O>) -> String {
@@ -529,25 +494,25 @@ pub fn encode() -> Vec<u8> {
 /// (as governance pallets inserted mid-list did on mainnet), so clients must take indices from each block's metadata.
 pub fn market_index(spec: u32) -> u8 {
     if spec > SPEC_VERSION {
-        index::MARKET + 1
+        MARKET + 1
     } else {
-        index::MARKET
+        MARKET
     }
 }
 
 /// The metadata of a devnet runtime version.
 pub fn encode_for(spec: u32) -> Vec<u8> {
-    let mut modules = parse(SPEC25).unwrap_or_else(|e| panic!("spec25.tsv: {e}")).0;
+    let table = table();
+    let mut modules = table.modules.clone();
     // As if a pallet had been inserted before Market: Market and everything after it move up by one.
     if spec > SPEC_VERSION {
-        for m in modules.iter_mut().filter(|m| m.index >= index::MARKET) {
+        for m in modules.iter_mut().filter(|m| m.index >= MARKET) {
             m.index += 1;
         }
     }
-    let extrinsic = parse(SPEC25).unwrap_or_else(|e| panic!("spec25.tsv: {e}")).1;
     let mut out = 0x6174_656d_u32.encode();
     out.push(12);
     modules.encode_to(&mut out);
-    extrinsic.encode_to(&mut out);
+    table.extrinsic.encode_to(&mut out);
     out
 }

@@ -221,21 +221,26 @@ impl ChainState {
 
     /// Queues a signed transaction for the block being built.
     pub fn submit(&mut self, signer: &AccountId, call: Vec<u8>, events: Vec<(u8, u8, Vec<u8>)>) {
-        let nonce = self.next_nonce(signer);
-        self.queued.push(Tx {
-            extrinsic: types::signed_extrinsic(signer, nonce, 0, &call),
-            events,
-            failed: None,
-        });
+        self.queue_signed(signer, &call, events, None);
     }
 
     /// Queues a signed transaction that fails with `error` (an encoded `DispatchError`).
     pub fn submit_failing(&mut self, signer: &AccountId, call: Vec<u8>, error: Vec<u8>) {
+        self.queue_signed(signer, &call, vec![], Some(error));
+    }
+
+    fn queue_signed(
+        &mut self,
+        signer: &AccountId,
+        call: &[u8],
+        events: Vec<(u8, u8, Vec<u8>)>,
+        failed: Option<Vec<u8>>,
+    ) {
         let nonce = self.next_nonce(signer);
         self.queued.push(Tx {
-            extrinsic: types::signed_extrinsic(signer, nonce, 0, &call),
-            events: vec![],
-            failed: Some(error),
+            extrinsic: types::signed_extrinsic(signer, nonce, 0, call),
+            events,
+            failed,
         });
     }
 
