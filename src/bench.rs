@@ -98,6 +98,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .spawn()
         .context("starting the devnet chain process")?;
     let stdout = chain.stdout.take().context("chain stdout")?;
+    let chain_pid = chain.id();
     let result = actix_rt::System::new().block_on(async move {
         let mut lines = tokio::io::BufReader::new(tokio::process::ChildStdout::from_std(stdout)?).lines();
         let (url, orders_on_chain) = loop {
@@ -120,7 +121,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let scan = if args.catchup_only {
             None
         } else {
-            Some(scan_phase(&url, &raw, head, (args.settle_secs, args.steady_secs)).await?)
+            Some(scan_phase(&url, &raw, head, chain_pid, (args.settle_secs, args.steady_secs)).await?)
         };
 
         // 3. Catch-up of `blocks` blocks from the first one, into a fresh database.
@@ -134,6 +135,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             state::set_scan_cursor(&mut c, state::SCANNER_CURSOR, Some("0xffff"), 0)?;
         }
         let started = Instant::now();
+        let cpu_before = CpuSnapshot::take(chain_pid);
         let peers = start_actors(bench_settings(&url, &pg.url), db.clone());
         loop {
             actix_rt::time::sleep(Duration::from_millis(100)).await;
@@ -146,6 +148,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         let catchup_secs = started.elapsed().as_secs_f64();
+        // Taken while the pipeline's connections are open, so their server processes are all counted.
+        let catchup_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&cpu_before, head as f64);
         crate::app::shutdown(&peers).await;
         let catchup_rate = head as f64 / catchup_secs;
         let orders: i64 = {
@@ -155,12 +159,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("catch-up: {head} blocks in {catchup_secs:.1} s");
 
         // Its limits: the same blocks fetched raw (same prefetch depth), the same rows copied raw.
-        let raw_started = Instant::now();
+        let (raw_started, raw_cpu_before) = (Instant::now(), CpuSnapshot::take(chain_pid));
         let raw_bytes = raw_blocks(&raw, head).await?;
         let block_chain_rate = head as f64 / raw_started.elapsed().as_secs_f64();
+        let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, head as f64);
         let floor = {
             let mut c = db.conn()?;
-            crate::db::floor::copy_floor(&mut c, true)?
+            crate::db::floor::copy_floor(&mut c, true, &|pid| proc_cpu(&pid.to_string()))?
+        };
+        // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
+        // server copying their rows.
+        let floor_cpu = CpuPerUnit {
+            postgres: floor.server_cpu.map(|d| d.as_secs_f64() * 1000.0 / head.max(1) as f64),
+            ..raw_cpu
         };
         let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
         eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s");
@@ -178,10 +189,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "scan_chain_limit_per_sec": scan.as_ref().map(|s| s.chain_rate.round()),
             "scan_pg_limit_per_sec": scan.as_ref().map(|s| s.pg_rate.round()),
             "scan_limit_ratio": scan.as_ref().map(|s| ratio(s.rate / s.chain_rate.min(s.pg_rate))),
+            "scan_cpu_ms_per_1k_files": scan.as_ref().map(|s| s.cpu.json("smanager")),
+            "scan_floor_cpu_ms_per_1k_files": scan.as_ref().map(|s| s.floor_cpu.json("client")),
+            "scan_cpu_ceiling_per_sec": scan.as_ref().and_then(|s| s.floor_cpu.ceiling_per_sec()).map(|c| (c * 1000.0).round()),
+            "scan_cpu_ceiling_ratio": scan
+                .as_ref()
+                .and_then(|s| s.floor_cpu.ceiling_per_sec().map(|c| ratio(s.rate / (c * 1000.0)))),
             "catchup_blocks_per_sec": catchup_rate.round(),
             "catchup_chain_limit_blocks_per_sec": block_chain_rate.round(),
             "catchup_pg_limit_blocks_per_sec": block_pg_rate.round(),
             "catchup_limit_ratio": ratio(catchup_rate / block_chain_rate.min(block_pg_rate)),
+            "catchup_cpu_ms_per_block": catchup_cpu.json("smanager"),
+            "catchup_floor_cpu_ms_per_block": floor_cpu.json("client"),
+            "catchup_cpu_ceiling_blocks_per_sec": floor_cpu.ceiling_per_sec().map(f64::round),
+            "catchup_cpu_ceiling_ratio": floor_cpu.ceiling_per_sec().map(|c| ratio(catchup_rate / c)),
             "pick_latency_ms_p50": p50,
             "pick_latency_ms_max": max,
             "steady_files": steady.map(|s| s.files),
@@ -213,6 +234,10 @@ struct ScanReport {
     rate: f64,
     chain_rate: f64,
     pg_rate: f64,
+    /// CPU per thousand files of the scan, by party.
+    cpu: CpuPerUnit,
+    /// The least CPU per thousand files each party needs (raw pages, `COPY`).
+    floor_cpu: CpuPerUnit,
     steady: Option<Steady>,
 }
 
@@ -222,6 +247,7 @@ async fn scan_phase(
     url: &str,
     raw: &crate::chain::client::SubxtChain,
     head: u64,
+    chain_pid: u32,
     (settle_secs, steady_secs): (u64, u64),
 ) -> anyhow::Result<ScanReport> {
     let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
@@ -233,6 +259,7 @@ async fn scan_phase(
         state::set_block_cursor(&mut c, state::INDEXER_CURSOR, head as i64, "0x0")?;
     }
     let started = Instant::now();
+    let cpu_before = CpuSnapshot::take(chain_pid);
     let peers = start_actors(settings.clone(), db.clone());
     let scanned = loop {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
@@ -242,14 +269,24 @@ async fn scan_phase(
         }
     };
     let secs = started.elapsed().as_secs_f64();
+    let thousands = scanned as f64 / 1000.0;
+    let cpu = CpuSnapshot::take(chain_pid).per_unit_since(&cpu_before, thousands);
     crate::app::shutdown(&peers).await;
     eprintln!("scan: {scanned} files in {secs:.1} s");
 
+    let raw_cpu_before = CpuSnapshot::take(chain_pid);
     let (raw_keys, raw_secs) = raw_scan(raw, &settings.chain).await?;
+    let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, raw_keys as f64 / 1000.0);
     let chain_rate = raw_keys as f64 / raw_secs;
     let floor = {
         let mut c = db.conn()?;
-        crate::db::floor::copy_floor(&mut c, false)?
+        crate::db::floor::copy_floor(&mut c, false, &|pid| proc_cpu(&pid.to_string()))?
+    };
+    let floor_cpu = CpuPerUnit {
+        postgres: floor
+            .server_cpu
+            .map(|d| d.as_secs_f64() * 1000.0 / (floor.file_rows.max(1) as f64 / 1000.0)),
+        ..raw_cpu
     };
     let pg_rate = floor.file_rows as f64 / floor.elapsed.as_secs_f64().max(1e-6);
     eprintln!("scan limits: chain {chain_rate:.0} keys/s, PostgreSQL {pg_rate:.0} rows/s");
@@ -265,6 +302,8 @@ async fn scan_phase(
         rate: scanned as f64 / secs,
         chain_rate,
         pg_rate,
+        cpu,
+        floor_cpu,
         steady,
     })
 }
@@ -310,19 +349,98 @@ struct Steady {
 
 /// This process's CPU time (user + system) so far.
 fn cpu_time() -> Duration {
-    let ticks = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may contain spaces) start at ") ".
-            let rest = s.rsplit_once(") ").map(|(_, r)| r.to_string())?;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: u64 = f.get(11)?.parse().ok()?;
-            let stime: u64 = f.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
-        .unwrap_or(0);
+    proc_cpu("self").unwrap_or_default()
+}
+
+/// A local process's CPU time (user + system) so far, from `/proc/<pid>/stat`, with its command name; `None` when
+/// there is no such process.
+fn proc_stat(pid: &str) -> Option<(String, Duration)> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// The command name and CPU time (utime + stime) of one `/proc/<pid>/stat` line.
+fn parse_stat(s: &str) -> Option<(String, Duration)> {
+    // The command name is in parentheses and may contain spaces: the other fields start after the last ") ".
+    let (head, rest) = s.rsplit_once(") ")?;
+    let comm = head.split_once(" (").map(|(_, c)| c.to_string())?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
     // USER_HZ is 100 on every Linux we run on.
-    Duration::from_millis(ticks * 10)
+    Some((comm, Duration::from_millis((utime + stime) * 10)))
+}
+
+fn proc_cpu(pid: &str) -> Option<Duration> {
+    proc_stat(pid).map(|(_, cpu)| cpu)
+}
+
+/// CPU time so far of the three parties of an indexing run: this process (the pipeline, or the raw client of a
+/// limit measurement), the devnet chain process, and each local PostgreSQL process by pid (a backend that starts
+/// later counts from zero; one that exits before the second snapshot is not counted, so the bench takes its
+/// snapshots while the pipeline's connections are open).
+struct CpuSnapshot {
+    ours: Duration,
+    chain: Duration,
+    postgres: std::collections::HashMap<u32, Duration>,
+}
+
+impl CpuSnapshot {
+    fn take(chain_pid: u32) -> Self {
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .filter_map(|pid| match proc_stat(&pid.to_string()) {
+                Some((comm, cpu)) if comm == "postgres" => Some((pid, cpu)),
+                _ => None,
+            })
+            .collect();
+        CpuSnapshot {
+            ours: cpu_time(),
+            chain: proc_cpu(&chain_pid.to_string()).unwrap_or_default(),
+            postgres,
+        }
+    }
+
+    /// Milliseconds of CPU each party spent since `before`, per `units` (blocks, or thousands of files).
+    /// PostgreSQL's is `None` when none of its processes runs on this machine.
+    fn per_unit_since(&self, before: &CpuSnapshot, units: f64) -> CpuPerUnit {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0 / units.max(1.0);
+        let postgres: Duration = self
+            .postgres
+            .iter()
+            .map(|(pid, cpu)| cpu.saturating_sub(before.postgres.get(pid).copied().unwrap_or_default()))
+            .sum();
+        CpuPerUnit {
+            ours: ms(self.ours.saturating_sub(before.ours)),
+            chain: ms(self.chain.saturating_sub(before.chain)),
+            postgres: (!self.postgres.is_empty()).then(|| ms(postgres)),
+        }
+    }
+}
+
+/// CPU milliseconds per unit of work, by party.
+#[derive(Debug, Clone, Copy)]
+struct CpuPerUnit {
+    ours: f64,
+    chain: f64,
+    postgres: Option<f64>,
+}
+
+impl CpuPerUnit {
+    fn json(&self, ours: &str) -> serde_json::Value {
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        serde_json::json!({ ours: r(self.ours), "chain": r(self.chain), "postgres": self.postgres.map(r) })
+    }
+
+    /// Units per second the machine's cores could do at best if every party spent exactly this much CPU per unit
+    /// and the cores were shared without loss; `None` without PostgreSQL's share.
+    fn ceiling_per_sec(&self) -> Option<f64> {
+        let total = self.ours + self.chain + self.postgres?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        (total > 0.0).then(|| cores * 1000.0 / total)
+    }
 }
 
 /// This process's resident set now (VmRSS), in bytes.
@@ -523,4 +641,54 @@ pub fn devnet_chain(args: DevnetChainArgs) -> anyhow::Result<()> {
         chain.stop().await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = "4242 (post) gres x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0 99 1000 10 0";
+        let (comm, cpu) = parse_stat(line).expect("parsed");
+        assert_eq!(comm, "post) gres x");
+        assert_eq!(cpu, Duration::from_millis(2810));
+        assert_eq!(parse_stat("4242 (cut"), None);
+        assert_eq!(parse_stat("4242 (x) S 1 2 3"), None);
+        // This process is readable, and its CPU time only grows.
+        let (_, a) = proc_stat("self").expect("own stat");
+        let (_, b) = proc_stat("self").expect("own stat");
+        assert!(b >= a);
+    }
+
+    #[test]
+    fn cpu_per_unit_counts_backends_that_started_later_and_the_ceiling_shares_the_cores() {
+        let ms = Duration::from_millis;
+        let before = CpuSnapshot {
+            ours: ms(1_000),
+            chain: ms(500),
+            postgres: [(10, ms(200)), (11, ms(300))].into(),
+        };
+        // Backend 11 exited (not counted), 12 started (counted from zero).
+        let after = CpuSnapshot {
+            ours: ms(3_000),
+            chain: ms(900),
+            postgres: [(10, ms(1_200)), (12, ms(1_000))].into(),
+        };
+        let per = after.per_unit_since(&before, 100.0);
+        assert_eq!(per.ours, 20.0);
+        assert_eq!(per.chain, 4.0);
+        assert_eq!(per.postgres, Some(20.0));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let ceiling = per.ceiling_per_sec().expect("all parties known");
+        assert!((ceiling - cores * 1000.0 / 44.0).abs() < 1e-9);
+        // Without PostgreSQL's processes on this machine there is no ceiling to state.
+        let remote = CpuSnapshot {
+            postgres: Default::default(),
+            ..after
+        };
+        let per = remote.per_unit_since(&before, 100.0);
+        assert_eq!(per.postgres, None);
+        assert_eq!(per.ceiling_per_sec(), None);
+    }
 }

@@ -51,6 +51,47 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     assert!((ratio - n("catchup_limit_ratio")).abs() < 0.02 + ratio * 0.02, "{line}");
     let ratio = n("orders_per_sec") / n("scan_chain_limit_per_sec").min(n("scan_pg_limit_per_sec"));
     assert!((ratio - n("scan_limit_ratio")).abs() < 0.02 + ratio * 0.02, "{line}");
+    // CPU by party, for both phases and their floors; PostgreSQL runs on this machine, so its share is known.
+    for k in [
+        "catchup_cpu_ms_per_block",
+        "catchup_floor_cpu_ms_per_block",
+        "scan_cpu_ms_per_1k_files",
+        "scan_floor_cpu_ms_per_1k_files",
+    ] {
+        let ours = if k.contains("floor") { "client" } else { "smanager" };
+        for party in [ours, "chain", "postgres"] {
+            assert!(r[k][party].as_f64().is_some_and(|x| x >= 0.0), "{k}.{party}: {line}");
+        }
+    }
+    // The pipeline did work: its CPU is visible even at this size.
+    assert!(
+        r["catchup_cpu_ms_per_block"]["smanager"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0),
+        "{line}"
+    );
+    // Where the floors are large enough to read, the ceiling is the cores shared by their sum.
+    let cores = r["machine"]["cores"].as_f64().expect("cores");
+    let floor = &r["catchup_floor_cpu_ms_per_block"];
+    let sum: f64 = ["client", "chain", "postgres"]
+        .iter()
+        .filter_map(|p| floor[*p].as_f64())
+        .sum();
+    match r["catchup_cpu_ceiling_blocks_per_sec"].as_f64() {
+        Some(ceiling) => {
+            let expected = cores * 1000.0 / sum;
+            assert!((ceiling - expected).abs() <= 1.0 + expected * 0.01, "{line}");
+            let ratio = n("catchup_blocks_per_sec") / ceiling;
+            assert!(
+                (ratio - n("catchup_cpu_ceiling_ratio")).abs() < 0.02 + ratio * 0.02,
+                "{line}"
+            );
+        }
+        None => assert_eq!(
+            sum, 0.0,
+            "a ceiling is missing although the floors were measured: {line}"
+        ),
+    }
     // Steady state ran over every scanned file.
     assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");

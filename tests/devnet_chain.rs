@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use smanager::chain::client::SubxtChain;
 use smanager::chain::{ChainEvent, ChainSource, CloseReason};
 use smanager::devnet::chain::{account, ChainConfig, DevChain, ScenarioConfig};
@@ -125,5 +126,75 @@ async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
         .expect("rpc");
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["result"]["specVersion"], 26);
+    chain.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_catch_up_asks_the_runtime_version_only_around_an_upgrade_and_decodes_every_block_with_its_own() {
+    let chain = DevChain::start(config(3.0), Arc::new(ContentStore::new()))
+        .await
+        .expect("chain");
+    for _ in 0..40 {
+        chain.produce_block();
+    }
+    chain.upgrade_runtime();
+    for _ in 0..40 {
+        chain.produce_block();
+    }
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    // Only the ends known: an upgrade lies between them, so nothing in between is assumed.
+    client.learn_runtime_version(1).await.expect("version of block 1");
+    client.learn_runtime_version(80).await.expect("version of block 80");
+    assert_eq!(client.known_runtime_version(1).map(|v| v.0), Some(25));
+    assert_eq!(client.known_runtime_version(80).map(|v| v.0), Some(26));
+    assert_eq!(client.known_runtime_version(20), None);
+    // What a catch-up does: pin the upgrade (a bisection), then read every block, many at once.
+    let before = chain.runtime_calls();
+    client.learn_runtime_versions(1, 80).await.expect("versions of 1..=80");
+    let bisection = chain.runtime_calls() - before;
+    assert!(
+        (1..=8).contains(&bisection),
+        "{bisection} runtime calls to pin one upgrade in 80 blocks"
+    );
+    assert_eq!(client.known_runtime_version(40).map(|v| v.0), Some(25));
+    assert_eq!(client.known_runtime_version(41).map(|v| v.0), Some(26));
+    let before = chain.runtime_calls();
+    let blocks: Vec<_> = futures_util::stream::iter(1..=80u64)
+        .map(|n| {
+            let client = &client;
+            async move { (n, client.block(n).await) }
+        })
+        .buffered(16)
+        .collect()
+        .await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (n, b) in blocks {
+        let b = b.unwrap_or_else(|e| panic!("block {n}: {e}"));
+        for ev in b.events {
+            if let ChainEvent::Ordered(o) = ev {
+                *seen.entry(o.cid).or_default() += 1;
+            }
+        }
+    }
+    let mut want: HashMap<String, usize> = HashMap::new();
+    for o in chain.ground_truth().orders {
+        *want.entry(o.cid).or_default() += 1;
+    }
+    assert_eq!(
+        seen, want,
+        "every order before and after the upgrade, each decoded with its own runtime"
+    );
+    // Without the versions learned each of the 80 blocks costs a runtime call (subxt asks `Core_version`).
+    assert_eq!(
+        chain.runtime_calls(),
+        before,
+        "runtime calls while reading blocks of known versions"
+    );
+    // A second pass over the same blocks asks nothing either.
+    let before = chain.runtime_calls();
+    for n in [3, 39, 40, 41, 42, 79] {
+        client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
+    }
+    assert_eq!(chain.runtime_calls(), before, "versions already known were asked again");
     chain.stop().await;
 }

@@ -304,6 +304,13 @@ async fn follow(
             last_new_head = std::time::Instant::now();
         }
         let mut next = progress.get().next_block.unwrap_or(head);
+        if head > next + 1 {
+            // A catch-up: with every upgrade in the range pinned to its block (a few questions), the blocks are
+            // decoded without asking the node for each one's runtime version.
+            if let Err(e) = deps.chain.learn_runtime_versions(next, head).await {
+                log::debug!(target: "smanager::indexer", "runtime versions of blocks {next}..={head} unknown ({e}); asking per block");
+            }
+        }
         // Blocks are fetched ahead (in parallel, by a task that keeps fetching while a write runs) and applied
         // strictly in order; what has arrived while the previous run was being written is applied together, in one
         // transaction.

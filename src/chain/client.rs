@@ -18,6 +18,8 @@ use subxt::rpcs::methods::legacy::LegacyRpcMethods;
 use subxt::rpcs::RpcClient;
 use subxt::{OnlineClient, SubstrateConfig};
 
+use super::versions::CrustConfig;
+
 use super::{
     decode_file_info_as, keys, ss58, ChainError, ChainEvent, CloseReason, FileInfoLayout, FileOrder, IndexedBlock,
 };
@@ -25,8 +27,10 @@ use crate::config::ChainSettings;
 
 /// A connected chain client.
 pub struct SubxtChain {
-    api: OnlineClient<SubstrateConfig>,
-    rpc: LegacyRpcMethods<RpcConfigFor<SubstrateConfig>>,
+    api: OnlineClient<CrustConfig>,
+    rpc: LegacyRpcMethods<RpcConfigFor<CrustConfig>>,
+    /// The client's configuration: records the runtime version of every block read.
+    config: CrustConfig,
 }
 
 /// A chain source for `settings.endPoint` (ws:// or http://) that connects on first use and reconnects after a
@@ -144,6 +148,14 @@ impl super::ChainSource for Reconnecting {
             self.forget_on_unavailable(r)
         })
     }
+
+    fn learn_runtime_versions(&self, from: u64, to: u64) -> LocalBoxFuture<'_, Result<(), ChainError>> {
+        Box::pin(async move {
+            let c = self.client().await?;
+            let r = c.learn_runtime_versions(from, to).await;
+            self.forget_on_unavailable(r)
+        })
+    }
 }
 
 impl SubxtChain {
@@ -153,19 +165,20 @@ impl SubxtChain {
             .await
             .map_err(|e| ChainError::Unavailable(format!("{url}: {e}")))?;
         let types = super::legacy_types().map_err(|e| ChainError::Unavailable(format!("legacy types: {e}")))?;
-        let config = SubstrateConfig::builder().set_legacy_types(types).build();
-        let backend = LegacyBackend::<SubstrateConfig>::builder().build(rpc_client.clone());
-        let api = OnlineClient::from_backend_with_config(config, Arc::new(backend))
+        let config = CrustConfig::new(SubstrateConfig::builder().set_legacy_types(types).build());
+        let backend = LegacyBackend::<CrustConfig>::builder().build(rpc_client.clone());
+        let api = OnlineClient::from_backend_with_config(config.clone(), Arc::new(backend))
             .await
             .map_err(|e| ChainError::Unavailable(e.to_string()))?;
         Ok(SubxtChain {
             api,
             rpc: LegacyRpcMethods::new(rpc_client),
+            config,
         })
     }
 
     /// The raw RPC methods, for callers that page storage without metadata (the FilesV2 scanner).
-    pub fn rpc(&self) -> &LegacyRpcMethods<RpcConfigFor<SubstrateConfig>> {
+    pub fn rpc(&self) -> &LegacyRpcMethods<RpcConfigFor<CrustConfig>> {
         &self.rpc
     }
 
@@ -190,6 +203,35 @@ impl SubxtChain {
         Ok(body + events.map_or(0, |e| e.len()))
     }
 
+    /// Asks the node which runtime version block `number` runs (subxt's own question, unless already known) and
+    /// remembers it.
+    pub async fn learn_runtime_version(&self, number: u64) -> Result<(), ChainError> {
+        let at = self
+            .api
+            .at_block(number)
+            .await
+            .map_err(|e| ChainError::Unavailable(format!("block {number}: {e}")))?;
+        self.config
+            .record(number, (at.spec_version(), at.transaction_version()));
+        Ok(())
+    }
+
+    /// Learns the runtime version of every block from `from` to `to`: both ends, then bisects each span whose ends
+    /// differ (about log2(span) questions per upgrade).
+    pub async fn learn_runtime_versions(&self, from: u64, to: u64) -> Result<(), ChainError> {
+        self.learn_runtime_version(from).await?;
+        self.learn_runtime_version(to).await?;
+        while let Some(mid) = self.config.unbracketed(from, to) {
+            self.learn_runtime_version(mid).await?;
+        }
+        Ok(())
+    }
+
+    /// The runtime version `number` is known to run without asking the node (for tests and the bench).
+    pub fn known_runtime_version(&self, number: u64) -> Option<(u32, u32)> {
+        self.config.known(number)
+    }
+
     async fn decode_block(&self, number: u64) -> Result<IndexedBlock, ChainError> {
         let unavailable = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
         let decode = |e: &dyn std::fmt::Display| ChainError::Decode {
@@ -197,6 +239,8 @@ impl SubxtChain {
             reason: e.to_string(),
         };
         let at = self.api.at_block(number).await.map_err(|e| unavailable(&e))?;
+        self.config
+            .record(number, (at.spec_version(), at.transaction_version()));
         let hash = format!("{:?}", at.block_hash());
         let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
         let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
@@ -381,8 +425,8 @@ impl SubxtChain {
 }
 
 /// The size of `cid`'s file in the storage map(s) of the block's runtime, or `None` when the chain holds no entry.
-async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig>>(
-    at: &subxt::client::ClientAtBlock<SubstrateConfig, C>,
+async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<CrustConfig>>(
+    at: &subxt::client::ClientAtBlock<CrustConfig, C>,
     cid: &[u8],
     spec: u32,
 ) -> Result<Option<u64>, String> {
@@ -391,8 +435,8 @@ async fn stored_file_size<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig
 
 /// The file's storage entry at `at` in the map of that block's runtime, as (size, expired_at, amount, replicas);
 /// `None` when the file is not stored. An entry that exists but does not decode counts as alive with zeros.
-async fn stored_file_facts<C: subxt::client::OnlineClientAtBlockT<SubstrateConfig>>(
-    at: &subxt::client::ClientAtBlock<SubstrateConfig, C>,
+async fn stored_file_facts<C: subxt::client::OnlineClientAtBlockT<CrustConfig>>(
+    at: &subxt::client::ClientAtBlock<CrustConfig, C>,
     cid: &[u8],
     spec: u32,
 ) -> Result<Option<(u64, u32, u128, u32)>, String> {
@@ -573,6 +617,10 @@ impl super::ChainSource for SubxtChain {
 
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>> {
         Box::pin(self.decode_block(number))
+    }
+
+    fn learn_runtime_versions(&self, from: u64, to: u64) -> LocalBoxFuture<'_, Result<(), ChainError>> {
+        Box::pin(SubxtChain::learn_runtime_versions(self, from, to))
     }
 
     fn keys_paged(

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod keys;
 pub mod ss58;
+pub mod versions;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::LocalBoxStream;
@@ -106,6 +107,14 @@ pub trait ChainSource {
     }
     /// The finalized block `number`, decoded into domain events.
     fn block(&self, number: u64) -> LocalBoxFuture<'_, Result<IndexedBlock, ChainError>>;
+    /// Learns which runtime version each block from `from` to `to` runs, before a catch-up reads them: the ends are
+    /// asked, then the middle of every span whose ends differ, until every upgrade is pinned to its block, so the
+    /// blocks themselves are decoded without asking the node for their version. An optimisation only: sources
+    /// without it (the default) do nothing.
+    fn learn_runtime_versions(&self, from: u64, to: u64) -> LocalBoxFuture<'_, Result<(), ChainError>> {
+        let _ = (from, to);
+        Box::pin(async { Ok(()) })
+    }
     /// Up to `count` storage keys under `prefix` after `start`, at the finalized head (metadata-free paging).
     fn keys_paged(
         &self,

@@ -770,51 +770,60 @@ pub fn upsert_scanned(
             .iter()
             .map(|r| i32::try_from(r.replicas).unwrap_or(i32::MAX))
             .collect();
+        // One statement: the upsert, then (from its own returned rows, with no second lookup of each CID) the
+        // pending deletions of files it re-opened, which must not run. A file closed or cleaned here but alive on
+        // chain is such a file.
+        #[derive(QueryableByName)]
+        struct Upserted {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
         let n = diesel::sql_query(
-            "INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
-             SELECT cid, size, amount, expired, replicas, TRUE, 'new'
-               FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int4[])
-                    AS t(cid, size, amount, expired, replicas)
-             ON CONFLICT (cid) DO UPDATE SET
-               amount = EXCLUDED.amount,
-               expired_at = EXCLUDED.expired_at,
-               replicas = EXCLUDED.replicas,
-               seen_by_scan = TRUE,
-               size_bytes = EXCLUDED.size_bytes,
-               status = CASE WHEN (files.status IN ('closed', 'cleaned')
-                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'new'::file_status ELSE files.status END,
-               status_reason = CASE WHEN (files.status IN ('closed', 'cleaned')
-                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'alive on chain (scan)' ELSE files.status_reason END,
-               attempts = CASE WHEN (files.status IN ('closed', 'cleaned')
-                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 0 ELSE files.attempts END,
-               pursued_since = CASE WHEN (files.status IN ('closed', 'cleaned')
-                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() ELSE files.pursued_since END,
-               updated_at = CASE WHEN (files.status IN ('closed', 'cleaned')
-                              AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                   (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
-                                      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
-                                  OR files.size_bytes <> EXCLUDED.size_bytes
-                                 THEN now() ELSE files.updated_at END",
+            "WITH up AS (
+             INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
+               SELECT cid, size, amount, expired, replicas, TRUE, 'new'
+                 FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int4[])
+                      AS t(cid, size, amount, expired, replicas)
+               ON CONFLICT (cid) DO UPDATE SET
+                 amount = EXCLUDED.amount,
+                 expired_at = EXCLUDED.expired_at,
+                 replicas = EXCLUDED.replicas,
+                 seen_by_scan = TRUE,
+                 size_bytes = EXCLUDED.size_bytes,
+                 status = CASE WHEN (files.status IN ('closed', 'cleaned')
+                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'new'::file_status ELSE files.status END,
+                 status_reason = CASE WHEN (files.status IN ('closed', 'cleaned')
+                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'alive on chain (scan)' ELSE files.status_reason END,
+                 attempts = CASE WHEN (files.status IN ('closed', 'cleaned')
+                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 0 ELSE files.attempts END,
+                 pursued_since = CASE WHEN (files.status IN ('closed', 'cleaned')
+                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() ELSE files.pursued_since END,
+                 updated_at = CASE WHEN (files.status IN ('closed', 'cleaned')
+                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
+                                        IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
+                                    OR files.size_bytes <> EXCLUDED.size_bytes
+                                   THEN now() ELSE files.updated_at END
+             RETURNING cid, status, status_reason),
+             cancelled AS (
+               UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
+                WHERE status = 'pending'
+                  AND cid IN (SELECT cid FROM up WHERE status = 'new' AND status_reason = 'alive on chain (scan)')
+               RETURNING 1)
+             SELECT (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM cancelled) AS cancelled",
         )
         .bind::<Array<Text>, _>(&cids)
         .bind::<Array<Int8>, _>(&sizes)
         .bind::<Array<Numeric>, _>(&amounts)
         .bind::<Array<Int8>, _>(&expiries)
         .bind::<Array<Int4>, _>(&replicas)
-        .execute(conn)?;
-        // A file closed or cleaned here but alive on chain was re-opened above: its queued deletion must not run.
-        diesel::sql_query(
-            "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
-              WHERE status = 'pending' AND cid IN (
-                    SELECT cid FROM files WHERE cid = ANY($1) AND status = 'new'
-                       AND status_reason = 'alive on chain (scan)')",
-        )
-        .bind::<Array<Text>, _>(&cids)
-        .execute(conn)?;
+        .get_result::<Upserted>(conn)?
+        .n;
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
         for (raw, reason) in invalid {
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
         }

@@ -41,18 +41,40 @@ pub struct CopyFloor {
     pub owner_rows: u64,
     /// Time spent in `COPY` statements only.
     pub elapsed: Duration,
+    /// CPU time the server process spent in those statements (`None` when the server's processes are not visible on
+    /// this machine): with the chain's and the client's, it says what the machine's cores allow at best.
+    pub server_cpu: Option<Duration>,
 }
 
 /// Rows read per `COPY`: bounds the memory the measurement needs.
 const CHUNK: i64 = 20_000;
 
 /// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks, and
-/// times the copies. The copies are dropped afterwards.
-pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, DbError> {
+/// times the copies. `process_cpu` gives a local process's CPU time so far, by pid: it is read around each `COPY`
+/// for the connection's server process. The copies are dropped afterwards.
+pub fn copy_floor(
+    conn: &mut PgConnection,
+    owners: bool,
+    process_cpu: &dyn Fn(u32) -> Option<Duration>,
+) -> Result<CopyFloor, DbError> {
+    let backend: i32 =
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("pg_backend_pid()")).get_result(conn)?;
+    let backend = u32::try_from(backend).ok();
+    let cpu = || backend.and_then(process_cpu);
     diesel::sql_query("DROP TABLE IF EXISTS floor_files, floor_file_owners").execute(conn)?;
     diesel::sql_query("CREATE UNLOGGED TABLE floor_files (LIKE files INCLUDING ALL)").execute(conn)?;
     diesel::sql_query("CREATE UNLOGGED TABLE floor_file_owners (LIKE file_owners INCLUDING ALL)").execute(conn)?;
-    let mut out = CopyFloor::default();
+    let mut out = CopyFloor {
+        server_cpu: cpu().map(|_| Duration::ZERO),
+        ..CopyFloor::default()
+    };
+    // Adds the server CPU of one `COPY` (read before and after it); unknown as soon as one reading is missing.
+    let account = |out: &mut CopyFloor, before: Option<Duration>| {
+        out.server_cpu = match (out.server_cpu, before, cpu()) {
+            (Some(total), Some(b), Some(a)) => Some(total + a.saturating_sub(b)),
+            _ => None,
+        };
+    };
     let mut after = String::new();
     loop {
         type Row = (
@@ -86,7 +108,7 @@ pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, Db
             writeln!(text, "{cid}\t{size}\t{tips}\t{amount}\t{expired}\t{replicas}\t{first}")
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
         }
-        let started = Instant::now();
+        let (started, cpu_before) = (Instant::now(), cpu());
         let n = diesel::copy_from(floor_files::table)
             .from_raw_data(floor_files::table, |w| {
                 w.write_all(&text)
@@ -94,6 +116,7 @@ pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, Db
             })
             .execute(conn)?;
         out.elapsed += started.elapsed();
+        account(&mut out, cpu_before);
         out.file_rows += n as u64;
     }
     if owners {
@@ -115,7 +138,7 @@ pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, Db
                 writeln!(text, "{cid}\t{owner}\t{orders}\t{first}\t{last}")
                     .map_err(|e| DbError::Invalid(e.to_string()))?;
             }
-            let started = Instant::now();
+            let (started, cpu_before) = (Instant::now(), cpu());
             let n = diesel::copy_from(floor_file_owners::table)
                 .from_raw_data(floor_file_owners::table, |w| {
                     w.write_all(&text)
@@ -123,6 +146,7 @@ pub fn copy_floor(conn: &mut PgConnection, owners: bool) -> Result<CopyFloor, Db
                 })
                 .execute(conn)?;
             out.elapsed += started.elapsed();
+            account(&mut out, cpu_before);
             out.owner_rows += n as u64;
         }
     }

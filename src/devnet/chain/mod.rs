@@ -464,6 +464,7 @@ pub struct DevChain {
     addr: std::net::SocketAddr,
     handle: jsonrpsee::server::ServerHandle,
     timer: Option<tokio::task::JoinHandle<()>>,
+    runtime_calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DevChain {
@@ -473,10 +474,12 @@ impl DevChain {
         let state = ChainState::genesis(&cfg.group, scenario, cfg.prefill);
         let shared: SharedChain = Arc::new(Mutex::new(state));
         let (heads, _) = tokio::sync::broadcast::channel(256);
+        let runtime_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let ctx = rpc::RpcCtx {
             chain: shared.clone(),
             heads: heads.clone(),
             metadata: rpc::metadata_bytes(),
+            runtime_calls: runtime_calls.clone(),
         };
         let (addr, handle) = rpc::serve(cfg.bind, ctx).await?;
         let mut chain = DevChain {
@@ -485,6 +488,7 @@ impl DevChain {
             addr,
             handle,
             timer: None,
+            runtime_calls,
         };
         if cfg.block_ms > 0 {
             let shared = chain.shared.clone();
@@ -507,6 +511,11 @@ impl DevChain {
             }));
         }
         Ok(chain)
+    }
+
+    /// Runtime calls answered so far (`state_call`, `state_getRuntimeVersion`).
+    pub fn runtime_calls(&self) -> u64 {
+        self.runtime_calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// WebSocket endpoint for subxt and polkadot.js.

@@ -20,6 +20,9 @@ pub struct RpcCtx {
     pub chain: SharedChain,
     pub heads: broadcast::Sender<Header>,
     pub metadata: Vec<u8>,
+    /// Runtime calls answered (`state_call`, `state_getRuntimeVersion`): on a real node each runs the Wasm runtime,
+    /// so tests check how many a client asks for.
+    pub runtime_calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
@@ -185,6 +188,7 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
         "state_getRuntimeVersion",
         |p: Params, ctx: &RpcCtx, _| -> Result<Value, ErrorObjectOwned> {
             let h: Option<String> = p.sequence().optional_next()?;
+            ctx.runtime_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(runtime_version(spec_at(ctx, h)?))
         },
     )?;
@@ -192,6 +196,7 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
         "chain_getRuntimeVersion",
         |p: Params, ctx: &RpcCtx, _| -> Result<Value, ErrorObjectOwned> {
             let h: Option<String> = p.sequence().optional_next()?;
+            ctx.runtime_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(runtime_version(spec_at(ctx, h)?))
         },
     )?;
@@ -211,6 +216,7 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             let _data: Option<String> = seq.optional_next()?;
             let h: Option<String> = seq.optional_next()?;
             let spec = spec_at(ctx, h)?;
+            ctx.runtime_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match method.as_str() {
                 "Core_version" => Ok(hex0x(&runtime_version_scale(spec))),
                 "Metadata_metadata" => Ok(hex0x(&metadata_of(ctx, spec).encode())),
