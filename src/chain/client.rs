@@ -272,18 +272,25 @@ impl SubxtChain {
             ) {
                 continue;
             }
-            let fields: Value = ev
-                .decode_fields_unchecked_as::<Value>()
-                .map_err(|e| decode(&format!("Market.{name}: {e}")))?;
-            let values = unnamed_fields(&fields);
-            // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
-            let cid_value = if matches!(name.as_str(), "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
-                values.get(1)
-            } else {
-                values.first()
-            };
-            let Some(raw) = cid_value.and_then(|v| value_bytes(v)) else {
-                return Err(decode(&format!("Market.{name} without a MerkleRoot")));
+            let (raw, who) = match market_event_bytes(&ev, &name) {
+                Some(found) => found,
+                None => {
+                    let fields: Value = ev
+                        .decode_fields_unchecked_as::<Value>()
+                        .map_err(|e| decode(&format!("Market.{name}: {e}")))?;
+                    let values = unnamed_fields(&fields);
+                    // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
+                    let (cid_value, who) =
+                        if matches!(name.as_str(), "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
+                            (values.get(1), values.first().and_then(|v| value_bytes(v)))
+                        } else {
+                            (values.first(), None)
+                        };
+                    let Some(raw) = cid_value.and_then(|v| value_bytes(v)) else {
+                        return Err(decode(&format!("Market.{name} without a MerkleRoot")));
+                    };
+                    (raw, who)
+                }
             };
             let cid = match parse_cid(&raw) {
                 Ok(c) => c,
@@ -297,10 +304,7 @@ impl SubxtChain {
             };
             match name.as_str() {
                 "FileSuccess" => {
-                    let owner_bytes = values
-                        .first()
-                        .and_then(|v| value_bytes(v))
-                        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
+                    let owner_bytes = who.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
                     let ext_index = match ev.phase() {
                         Phase::ApplyExtrinsic(i) => Some(i as usize),
                         _ => None,
@@ -309,7 +313,14 @@ impl SubxtChain {
                         // The extrinsic's orders, found once per extrinsic; none when its call does not decode.
                         let orders = orders_of.entry(i).or_insert_with(|| {
                             let mut v = Vec::new();
-                            if let Some(call) = exts.get(i).and_then(|x| x.decode_call_data_as::<Value>().ok()) {
+                            let direct = exts.get(i).and_then(|x| {
+                                (x.pallet_name() == "Market" && x.call_name() == "place_storage_order")
+                                    .then(|| x.decode_call_data_fields_unchecked_as::<PlaceStorageOrder>().ok())
+                                    .flatten()
+                            });
+                            if let Some(o) = direct {
+                                v.push((o.cid, o.reported_file_size, o.tips));
+                            } else if let Some(call) = exts.get(i).and_then(|x| x.decode_call_data_as::<Value>().ok()) {
                                 find_orders(&call, &mut v);
                                 // Multisig carries its call as opaque bytes: decode them as a call of this runtime.
                                 let md = at.metadata_ref();
@@ -495,6 +506,41 @@ fn unnamed_fields(v: &Value) -> Vec<&Value> {
         ValueDef::Composite(Composite::Unnamed(vs)) => vs.iter().collect(),
         ValueDef::Composite(Composite::Named(vs)) => vs.iter().map(|(_, v)| v).collect(),
         _ => vec![v],
+    }
+}
+
+/// A direct `Market.place_storage_order` call's arguments the indexer needs, decoded by name straight into bytes and
+/// integers (other arguments skipped): decoding the call as a `Value` costs an allocation per CID byte. Calls of
+/// another shape (and orders inside batches or multisig) are read as `Value`s.
+#[derive(subxt::ext::scale_decode::DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+struct PlaceStorageOrder {
+    cid: Vec<u8>,
+    reported_file_size: u64,
+    tips: u128,
+}
+
+/// The MerkleRoot of a Market event (and, for orders, renewals and top-ups, the account before it), decoded straight
+/// into bytes when the fields have the shape every Crust runtime gives them: `(AccountId, MerkleRoot)`,
+/// `(AccountId, MerkleRoot, Balance)` for `AddPrepaidSuccess`, `(MerkleRoot)` for closes. `None` for any other shape,
+/// which is then read as `Value`s.
+fn market_event_bytes<T: subxt::Config>(
+    ev: &subxt::events::Event<'_, T>,
+    name: &str,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    match name {
+        "FileSuccess" | "RenewFileSuccess" => ev
+            .decode_fields_unchecked_as::<(Vec<u8>, Vec<u8>)>()
+            .ok()
+            .map(|(who, cid)| (cid, Some(who))),
+        "AddPrepaidSuccess" => ev
+            .decode_fields_unchecked_as::<(Vec<u8>, Vec<u8>, u128)>()
+            .ok()
+            .map(|(who, cid, _)| (cid, Some(who))),
+        _ => ev
+            .decode_fields_unchecked_as::<(Vec<u8>,)>()
+            .ok()
+            .map(|(cid,)| (cid, None)),
     }
 }
 
