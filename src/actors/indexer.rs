@@ -19,7 +19,7 @@ pub const PREFETCH_BLOCKS: usize = 16;
 const FETCH_AHEAD: usize = 256;
 
 /// Most blocks written in one transaction: what had arrived while the previous write ran, during a catch-up.
-const APPLY_BLOCKS: usize = 64;
+const APPLY_BLOCKS: usize = 256;
 
 /// Attempts before an undecodable block is recorded and passed.
 const DECODE_ATTEMPTS: u32 = 3;
