@@ -83,18 +83,33 @@ async fn subxt_client_reads_every_order_and_close_from_20_blocks() {
     chain.stop().await;
 }
 
-#[actix_rt::test]
-async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
+/// A devnet chain with `before` blocks at spec 25, then the spec-26 upgrade, then `after` blocks.
+async fn upgraded_chain(before: usize, after: usize) -> DevChain {
     let chain = DevChain::start(config(3.0), Arc::new(ContentStore::new()))
         .await
         .expect("chain");
-    for _ in 0..8 {
+    for _ in 0..before {
         chain.produce_block();
     }
     chain.upgrade_runtime();
-    for _ in 0..8 {
+    for _ in 0..after {
         chain.produce_block();
     }
+    chain
+}
+
+/// How many orders the scenario placed on each CID.
+fn orders_by_cid(chain: &DevChain) -> HashMap<String, usize> {
+    let mut want: HashMap<String, usize> = HashMap::new();
+    for o in chain.ground_truth().orders {
+        *want.entry(o.cid).or_default() += 1;
+    }
+    want
+}
+
+#[actix_rt::test]
+async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
+    let chain = upgraded_chain(8, 8).await;
     let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for n in 1..=16 {
@@ -105,10 +120,7 @@ async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
             }
         }
     }
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for o in chain.ground_truth().orders {
-        *want.entry(o.cid).or_default() += 1;
-    }
+    let want = orders_by_cid(&chain);
     assert_eq!(
         seen, want,
         "orders before and after the upgrade (Market 26 → 27) are all decoded"
@@ -131,16 +143,7 @@ async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
 
 #[actix_rt::test]
 async fn a_catch_up_asks_the_runtime_version_only_around_an_upgrade_and_decodes_every_block_with_its_own() {
-    let chain = DevChain::start(config(3.0), Arc::new(ContentStore::new()))
-        .await
-        .expect("chain");
-    for _ in 0..40 {
-        chain.produce_block();
-    }
-    chain.upgrade_runtime();
-    for _ in 0..40 {
-        chain.produce_block();
-    }
+    let chain = upgraded_chain(40, 40).await;
     let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
     // Only the ends known: an upgrade lies between them, so nothing in between is assumed.
     client.learn_runtime_version(1).await.expect("version of block 1");
@@ -176,10 +179,7 @@ async fn a_catch_up_asks_the_runtime_version_only_around_an_upgrade_and_decodes_
             }
         }
     }
-    let mut want: HashMap<String, usize> = HashMap::new();
-    for o in chain.ground_truth().orders {
-        *want.entry(o.cid).or_default() += 1;
-    }
+    let want = orders_by_cid(&chain);
     assert_eq!(
         seen, want,
         "every order before and after the upgrade, each decoded with its own runtime"
