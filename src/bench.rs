@@ -165,7 +165,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, head as f64);
         let floor = {
             let mut c = db.conn()?;
-            crate::db::floor::copy_floor(&mut c, true, &|pid| proc_cpu(&pid.to_string()))?
+            crate::db::floor::copy_floor(&mut c, true, &proc_cpu)?
         };
         // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
         // server copying their rows.
@@ -280,7 +280,7 @@ async fn scan_phase(
     let chain_rate = raw_keys as f64 / raw_secs;
     let floor = {
         let mut c = db.conn()?;
-        crate::db::floor::copy_floor(&mut c, false, &|pid| proc_cpu(&pid.to_string()))?
+        crate::db::floor::copy_floor(&mut c, false, &proc_cpu)?
     };
     let floor_cpu = CpuPerUnit {
         postgres: floor
@@ -349,7 +349,7 @@ struct Steady {
 
 /// This process's CPU time (user + system) so far.
 fn cpu_time() -> Duration {
-    proc_cpu("self").unwrap_or_default()
+    proc_stat("self").map(|(_, cpu)| cpu).unwrap_or_default()
 }
 
 /// A local process's CPU time (user + system) so far, from `/proc/<pid>/stat`, with its command name; `None` when
@@ -370,8 +370,9 @@ fn parse_stat(s: &str) -> Option<(String, Duration)> {
     Some((comm, Duration::from_millis((utime + stime) * 10)))
 }
 
-fn proc_cpu(pid: &str) -> Option<Duration> {
-    proc_stat(pid).map(|(_, cpu)| cpu)
+/// A local process's CPU time so far, by pid; `None` when there is no such process.
+fn proc_cpu(pid: u32) -> Option<Duration> {
+    proc_stat(&pid.to_string()).map(|(_, cpu)| cpu)
 }
 
 /// CPU time so far of the three parties of an indexing run: this process (the pipeline, or the raw client of a
@@ -398,7 +399,7 @@ impl CpuSnapshot {
             .collect();
         CpuSnapshot {
             ours: cpu_time(),
-            chain: proc_cpu(&chain_pid.to_string()).unwrap_or_default(),
+            chain: proc_cpu(chain_pid).unwrap_or_default(),
             postgres,
         }
     }
@@ -406,7 +407,8 @@ impl CpuSnapshot {
     /// Milliseconds of CPU each party spent since `before`, per `units` (blocks, or thousands of files).
     /// PostgreSQL's is `None` when none of its processes runs on this machine.
     fn per_unit_since(&self, before: &CpuSnapshot, units: f64) -> CpuPerUnit {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0 / units.max(1.0);
+        let per_unit = if units > 0.0 { 1000.0 / units } else { 0.0 };
+        let ms = |d: Duration| d.as_secs_f64() * per_unit;
         let postgres: Duration = self
             .postgres
             .iter()

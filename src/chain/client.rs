@@ -227,7 +227,7 @@ impl SubxtChain {
         Ok(())
     }
 
-    /// The runtime version `number` is known to run without asking the node (for tests and the bench).
+    /// The runtime version `number` is known to run without asking the node (what tests check).
     pub fn known_runtime_version(&self, number: u64) -> Option<(u32, u32)> {
         self.config.known(number)
     }

@@ -40,16 +40,14 @@ impl KnownVersions {
             return;
         }
         self.at.insert(block, version);
+        // The nearest known block on each side is interior to the run when the one past it has the same version.
         let before: Vec<u64> = self.at.range(..block).rev().take(2).map(|(b, _)| *b).collect();
-        if let [near, far] = before[..] {
-            if self.at[&near] == version && self.at[&far] == version {
-                self.at.remove(&near);
-            }
-        }
         let after: Vec<u64> = self.at.range(block + 1..).take(2).map(|(b, _)| *b).collect();
-        if let [near, far] = after[..] {
-            if self.at[&near] == version && self.at[&far] == version {
-                self.at.remove(&near);
+        for side in [before, after] {
+            if let [near, far] = side[..] {
+                if self.at[&near] == version && self.at[&far] == version {
+                    self.at.remove(&near);
+                }
             }
         }
         while self.at.len() > MAX_KNOWN {

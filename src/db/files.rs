@@ -812,9 +812,9 @@ pub fn upsert_scanned(
              cancelled AS (
                UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
                 WHERE status = 'pending'
-                  AND cid IN (SELECT cid FROM up WHERE status = 'new' AND status_reason = 'alive on chain (scan)')
-               RETURNING 1)
-             SELECT (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM cancelled) AS cancelled",
+                  AND cid IN (SELECT cid FROM up WHERE status = 'new' AND status_reason = 'alive on chain (scan)'))
+             -- PostgreSQL runs every data-modifying WITH statement to completion, read or not.
+             SELECT count(*) AS n FROM up",
         )
         .bind::<Array<Text>, _>(&cids)
         .bind::<Array<Int8>, _>(&sizes)
