@@ -20,6 +20,7 @@ use std::process::Command;
 use diesel::prelude::*;
 
 use common::{eventually, TestDb};
+use smanager::chain::client::SubxtChain;
 use smanager::db::schema::{cleanups, file_owners, files};
 use smanager::db::state;
 use smanager::db::FileStatus;
@@ -216,6 +217,32 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
     let cleanups: i64 = cleanups::table.count().get_result(&mut c).expect("cleanups");
     assert_eq!(cleanups, 0, "no deletion was ever queued");
     common::assert_every_block_decoded(&mut c, "every block, the session change included");
+
+    // The runtime versions a catch-up learns up front (both ends and a bisection) are what the real runtime answers
+    // for each block: the decoder can skip asking it per block.
+    let client = SubxtChain::connect(&url).await.expect("connect");
+    client
+        .learn_runtime_versions(1, reference.head)
+        .await
+        .expect("runtime versions");
+    for n in 1..=reference.head {
+        let hash = client
+            .rpc()
+            .chain_get_block_hash(Some(n.into()))
+            .await
+            .expect("block hash")
+            .expect("block exists");
+        let v = client
+            .rpc()
+            .state_get_runtime_version(Some(hash))
+            .await
+            .expect("runtime version");
+        assert_eq!(
+            client.known_runtime_version(n),
+            Some((v.spec_version, v.transaction_version)),
+            "block {n}"
+        );
+    }
     drop(chopsticks);
 }
 
