@@ -42,7 +42,18 @@ async fn follows_finalized_blocks_and_pages_system_account() {
     for n in first + 1..=head {
         let b = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
         assert_eq!(b.number, n);
-        assert!(b.timestamp_ms.is_some(), "Timestamp.Now read at block {n}");
+        let hash = client
+            .rpc()
+            .chain_get_block_hash(Some(n.into()))
+            .await
+            .expect("block hash")
+            .expect("block exists");
+        let stored = common::stored_timestamp(&client, hash).await;
+        assert!(stored.is_some(), "Timestamp.Now at block {n}");
+        assert_eq!(
+            b.timestamp_ms, stored,
+            "block {n}: the inherent's time is the stored one"
+        );
         assert!(b.events.is_empty(), "no Crust market events on Asset Hub");
     }
     // System.Account: paged keys, then values in one batch per page.

@@ -21,6 +21,7 @@ use diesel::prelude::*;
 
 use common::{eventually, TestDb};
 use smanager::chain::client::SubxtChain;
+use smanager::chain::ChainSource;
 use smanager::db::schema::{cleanups, file_owners, files};
 use smanager::db::state;
 use smanager::db::FileStatus;
@@ -34,6 +35,8 @@ struct Reference {
     files: BTreeMap<String, RefFile>,
     failed: u32,
     sessions: Vec<String>,
+    /// Block number → its `timestamp.set` time (ms), as polkadot.js decodes it.
+    times: BTreeMap<u64, String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -241,6 +244,13 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
             client.known_runtime_version(n),
             Some((v.spec_version, v.transaction_version)),
             "block {n}"
+        );
+        // The block's time, read from its `timestamp.set` inherent, is the one polkadot.js reads there.
+        let block = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
+        assert_eq!(
+            block.timestamp_ms.map(|t| t.to_string()).as_ref(),
+            reference.times.get(&n),
+            "block {n}: time"
         );
     }
     drop(chopsticks);

@@ -21,6 +21,12 @@ const FETCH_AHEAD: usize = 256;
 /// Most blocks written in one transaction: what had arrived while the previous write ran, during a catch-up.
 const APPLY_BLOCKS: usize = 256;
 
+/// Blocks a catch-up waits to gather before a write (unless its pass ends sooner), at most [`CATCH_UP_LINGER`].
+const CATCH_UP_RUN: usize = 64;
+
+/// Longest wait for [`CATCH_UP_RUN`] blocks: a slow node still sees its blocks written promptly.
+const CATCH_UP_LINGER: Duration = Duration::from_millis(100);
+
 /// Attempts before an undecodable block is recorded and passed.
 const DECODE_ATTEMPTS: u32 = 3;
 
@@ -331,6 +337,17 @@ async fn follow(
         }));
         let mut chunk = Vec::with_capacity(APPLY_BLOCKS);
         'fetching: while rx.recv_many(&mut chunk, APPLY_BLOCKS).await > 0 {
+            // Mid catch-up, a short wait for a fuller run: each transaction has a fixed cost (statements, triggers,
+            // commit) that small runs pay over and over while the fetcher, which keeps going meanwhile, is the
+            // bottleneck. A live block (the last of its pass) is written at once.
+            let lingering_until = std::time::Instant::now() + CATCH_UP_LINGER;
+            while chunk.len() < CATCH_UP_RUN && (head + 1).saturating_sub(next) > chunk.len() as u64 {
+                let want = APPLY_BLOCKS - chunk.len();
+                match tokio::time::timeout_at(lingering_until.into(), rx.recv_many(&mut chunk, want)).await {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
             let mut ready = Vec::with_capacity(chunk.len());
             // The end of the chunk (`None`) writes what is ready, like an error does for the blocks before it.
             for fetched in chunk.drain(..).map(Some).chain(std::iter::once(None)) {

@@ -31,7 +31,13 @@ pub struct SubxtChain {
     rpc: LegacyRpcMethods<RpcConfigFor<CrustConfig>>,
     /// The client's configuration: records the runtime version of every block read.
     config: CrustConfig,
+    /// Addresses of the accounts seen lately: a few accounts place most orders, and encoding one (a Blake2b-512 and
+    /// a base58 division) costs more than decoding the order.
+    addresses: std::cell::RefCell<HashMap<[u8; 32], String>>,
 }
+
+/// Accounts whose address is kept; the cache starts afresh beyond.
+const KEPT_ADDRESSES: usize = 4096;
 
 /// A chain source for `settings.endPoint` (ws:// or http://) that connects on first use and reconnects after a
 /// connection error, so smanager can start before the node and survive node restarts. The Indexer backs off between
@@ -174,7 +180,22 @@ impl SubxtChain {
             api,
             rpc: LegacyRpcMethods::new(rpc_client),
             config,
+            addresses: Default::default(),
         })
+    }
+
+    /// The Crust address of `id`, encoded once while it stays in the cache.
+    fn address(&self, id: &[u8; 32]) -> String {
+        let mut kept = self.addresses.borrow_mut();
+        if let Some(a) = kept.get(id) {
+            return a.clone();
+        }
+        if kept.len() >= KEPT_ADDRESSES {
+            kept.clear();
+        }
+        let a = ss58::encode(ss58::CRUST_PREFIX, id);
+        kept.insert(*id, a.clone());
+        a
     }
 
     /// The raw RPC methods, for callers that page storage without metadata (the FilesV2 scanner).
@@ -375,7 +396,7 @@ impl SubxtChain {
                                 .and_then(|i| exts.get(i))
                                 .and_then(|x| x.address_bytes().and_then(account_from_address))
                         })
-                        .map(|id| ss58::encode(ss58::CRUST_PREFIX, &id))
+                        .map(|id| self.address(&id))
                         .unwrap_or_default();
                     out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
                 }
@@ -419,12 +440,22 @@ impl SubxtChain {
         // A block's events may repeat a close (CalculateSuccess + FileClosed): keep one. Repeat orders are kept:
         // each is an order of its own.
         out.dedup_by(|a, b| matches!(a, ChainEvent::Closed { .. }) && a == b);
-        let timestamp_ms = match at.storage().fetch_raw(keys::timestamp_now()).await {
-            Ok(v) => v
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_le_bytes),
-            Err(_) => None,
+        // The `timestamp.set` inherent carries what `Timestamp.Now` holds after the block: read from the body already
+        // fetched, one request per block fewer. A block without a decodable one asks the storage.
+        let inherent = exts.iter().find_map(|x| {
+            (x.pallet_name() == "Timestamp" && x.call_name() == "set")
+                .then(|| x.decode_call_data_fields_unchecked_as::<TimestampSet>().ok())
+                .flatten()
+        });
+        let timestamp_ms = match inherent {
+            Some(set) => Some(set.now),
+            None => match at.storage().fetch_raw(keys::timestamp_now()).await {
+                Ok(v) => v
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes),
+                Err(_) => None,
+            },
         };
         Ok(IndexedBlock {
             number,
@@ -518,6 +549,13 @@ struct PlaceStorageOrder {
     cid: Vec<u8>,
     reported_file_size: u64,
     tips: u128,
+}
+
+/// `timestamp.set(#[compact] now)`, the inherent every block starts with.
+#[derive(subxt::ext::scale_decode::DecodeAsType)]
+#[decode_as_type(crate_path = "subxt::ext::scale_decode")]
+struct TimestampSet {
+    now: u64,
 }
 
 /// The MerkleRoot of a Market event (and, for orders, renewals and top-ups, the account before it), decoded straight

@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Numeric, Text};
 
 use super::schema::{cleanups, file_owners, files, pins};
 use super::state::{self, ChainHead, INDEXER_CURSOR, KV_CHAIN_HEAD};
-use super::{Cleanup, CleanupStatus, DbError, File, FileOwner, FileStatus, Lane, Pin, PinStatus};
+use super::{Cleanup, DbError, File, FileOwner, FileStatus, Lane, Pin, PinStatus};
 use crate::chain::{ChainEvent, FileOrder, IndexedBlock};
 use crate::config::RankBy;
 
@@ -193,6 +193,8 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
     if orders.is_empty() {
         return Ok(0);
     }
+    // A re-opened file's pursuit starts with this statement, not with its transaction: a catch-up may create,
+    // close and re-open a file in one transaction, and its pursuit still restarts after its first sighting.
     // One row per CID and per (CID, owner): a statement may not update the same row twice. Orders come in chain
     // order, so the first order of a CID gives its size and the first block, the last one the last block.
     struct Agg {
@@ -237,7 +239,7 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
            status = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 'new'::file_status ELSE files.status END,
            status_reason = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 'ordered again' ELSE files.status_reason END,
            attempts = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN 0 ELSE files.attempts END,
-           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN now() ELSE files.pursued_since END,
+           pursued_since = CASE WHEN files.status IN ('closed', 'cleaned', 'invalid', 'failed', 'skipped', 'pending_replica') THEN statement_timestamp() ELSE files.pursued_since END,
            updated_at = now()",
     )
     .bind::<Array<Text>, _>(&cids)
@@ -264,16 +266,13 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
     .bind::<Array<BigInt>, _>(&ofirsts)
     .bind::<Array<BigInt>, _>(&olasts)
     .execute(conn)?;
-    diesel::update(
-        cleanups::table
-            .filter(cleanups::cid.eq_any(&cids))
-            .filter(cleanups::status.eq(CleanupStatus::Pending)),
+    // `'pending'` is written out, not bound: a prepared statement's generic plan cannot use the partial index on
+    // pending cleanups for a bound status, and would read every cleanup ever made, once per write.
+    diesel::sql_query(
+        "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: ordered again', updated_at = now()
+          WHERE status = 'pending' AND cid = ANY($1)",
     )
-    .set((
-        cleanups::status.eq(CleanupStatus::Cancelled),
-        cleanups::last_error.eq("cancelled: ordered again"),
-        cleanups::updated_at.eq(diesel::dsl::now),
-    ))
+    .bind::<Array<Text>, _>(&cids)
     .execute(conn)?;
     Ok(orders.len())
 }

@@ -2,7 +2,7 @@
 // with Crust's type bundle), in the shapes that matter to an indexer, next to other pallets' extrinsics and a failed
 // one; then reads back, as an independent reference, every order the chain accepted and every Market file entry.
 // usage: node crust-orders.js WS_URL — prints one JSON line {spec, head, orders: [...], files: {...}, failed,
-// sessions: [events of the session-change block]}.
+// sessions: [events of the session-change block], times: {block: its timestamp.set time in ms}}.
 const { ApiPromise, WsProvider } = require('@polkadot/api');
 const { Keyring } = require('@polkadot/keyring');
 const { typesBundleForPolkadot } = require('@crustio/type-definitions');
@@ -231,10 +231,16 @@ async function main() {
   // The reference: every FileSuccess with the order it belongs to, read with polkadot.js.
   const head = (await api.rpc.chain.getHeader()).number.toNumber();
   const orders = [];
+  const times = {};
   let failed = 0;
   for (let n = 1; n <= head; n++) {
     const hash = await api.rpc.chain.getBlockHash(n);
     const signed = await api.rpc.chain.getBlock(hash);
+    // The block's time as its timestamp.set inherent gives it (Timestamp.Now is overwritten in place above, so
+    // the storage is no reference for the session blocks).
+    for (const ext of signed.block.extrinsics) {
+      if (ext.method.section === 'timestamp' && ext.method.method === 'set') times[n] = ext.method.args[0].toString();
+    }
     const events = await api.query.system.events.at(hash);
     const used = new Map();
     for (const { event, phase } of events) {
@@ -295,7 +301,7 @@ async function main() {
     }
   }
   await api.disconnect();
-  const out = { spec, head, orders, files, failed, sessions };
+  const out = { spec, head, orders, files, failed, sessions, times };
   await new Promise((resolve) => process.stdout.write(JSON.stringify(out) + '\n', resolve));
 }
 

@@ -265,3 +265,13 @@ pub async fn polkadot_js(dir: &std::path::Path, script: &str, args: &[&str]) -> 
     );
     serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("a JSON line")
 }
+
+/// `Timestamp.Now` as the runtime stored it at `hash`: what a block's decoded time must equal.
+pub async fn stored_timestamp(client: &smanager::chain::client::SubxtChain, hash: subxt::utils::H256) -> Option<u64> {
+    let bytes = client
+        .rpc()
+        .state_get_storage(&smanager::chain::keys::timestamp_now(), Some(hash))
+        .await
+        .expect("Timestamp.Now")?;
+    Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?))
+}
