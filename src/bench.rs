@@ -134,6 +134,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             // Park the scanner so only the catch-up runs.
             state::set_scan_cursor(&mut c, state::SCANNER_CURSOR, Some("0xffff"), 0)?;
         }
+        let writes = &crate::metrics::METRICS.indexer_write_blocks;
+        let writes_before = (writes.get_sample_count(), writes.get_sample_sum());
         let started = Instant::now();
         let cpu_before = CpuSnapshot::take(chain_pid);
         let peers = start_actors(bench_settings(&url, &pg.url), db.clone());
@@ -148,6 +150,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         let catchup_secs = started.elapsed().as_secs_f64();
+        // Blocks per transaction: the writer's runs (each has a fixed cost).
+        let catchup_writes = writes.get_sample_count().saturating_sub(writes_before.0);
+        let blocks_per_write = (catchup_writes > 0)
+            .then(|| ((writes.get_sample_sum() - writes_before.1) / catchup_writes as f64 * 10.0).round() / 10.0);
         // Taken while the pipeline's connections are open, so their server processes are all counted.
         let catchup_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&cpu_before, head as f64);
         crate::app::shutdown(&peers).await;
@@ -199,6 +205,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "catchup_chain_limit_blocks_per_sec": block_chain_rate.round(),
             "catchup_pg_limit_blocks_per_sec": block_pg_rate.round(),
             "catchup_limit_ratio": ratio(catchup_rate / block_chain_rate.min(block_pg_rate)),
+            "catchup_blocks_per_write": blocks_per_write,
             "catchup_cpu_ms_per_block": catchup_cpu.json("smanager"),
             "catchup_floor_cpu_ms_per_block": floor_cpu.json("client"),
             "catchup_cpu_ceiling_blocks_per_sec": floor_cpu.ceiling_per_sec().map(f64::round),

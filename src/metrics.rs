@@ -8,7 +8,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric smanager exports.
@@ -33,6 +34,9 @@ pub struct Metrics {
     pub pin_duration_seconds: HistogramVec,
     pub seal_duration_seconds: HistogramVec,
     pub rpc_duration_seconds: HistogramVec,
+    /// Blocks per indexer transaction: near 1 when following the head, towards 256 in a catch-up (each transaction
+    /// has a fixed cost, so small runs in a catch-up mean a slower one).
+    pub indexer_write_blocks: Histogram,
     pub build_info: IntGaugeVec,
 }
 
@@ -139,6 +143,17 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["target", "method"],
             vec![0.005, 0.02, 0.1, 0.5, 2.0, 10.0, 60.0, 600.0],
         ),
+        indexer_write_blocks: {
+            let h = Histogram::with_opts(
+                HistogramOpts::new("indexer_write_blocks", "Blocks written per indexer transaction.")
+                    .namespace("smanager")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )
+            .unwrap_or_else(|e| panic!("indexer_write_blocks: {e}"));
+            r.register(Box::new(h.clone()))
+                .unwrap_or_else(|e| panic!("indexer_write_blocks: {e}"));
+            h
+        },
         build_info: gauge_vec(
             &r,
             "build_info",

@@ -92,6 +92,9 @@ fn bench_reports_scan_catchup_and_pick_latency() {
             "a ceiling is missing although the floors were measured: {line}"
         ),
     }
+    // Every catch-up block was written by some transaction, none by more than one: between 1 and 256 per write.
+    let per_write = n("catchup_blocks_per_write");
+    assert!((1.0..=256.0).contains(&per_write), "{line}");
     // Steady state ran over every scanned file.
     assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");

@@ -432,6 +432,9 @@ async fn apply_run(
     let numbers: Vec<u64> = blocks.iter().map(|b| b.number).collect();
     let started = std::time::Instant::now();
     let outcomes = deps.db.run(move |c| files::apply_blocks(c, &blocks)).await?;
+    crate::metrics::METRICS
+        .indexer_write_blocks
+        .observe(numbers.len() as f64);
     log::debug!(target: "smanager::indexer", "{} block(s) up to {last} written in {:?}", numbers.len(), started.elapsed());
     let (mut ordered, mut closed) = (0, 0);
     for (number, outcome) in numbers.iter().zip(&outcomes) {
