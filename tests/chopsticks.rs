@@ -42,13 +42,7 @@ async fn follows_finalized_blocks_and_pages_system_account() {
     for n in first + 1..=head {
         let b = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
         assert_eq!(b.number, n);
-        let hash = client
-            .rpc()
-            .chain_get_block_hash(Some(n.into()))
-            .await
-            .expect("block hash")
-            .expect("block exists");
-        let stored = common::stored_timestamp(&client, hash).await;
+        let stored = common::stored_timestamp(&client, common::block_hash(&client, n).await).await;
         assert!(stored.is_some(), "Timestamp.Now at block {n}");
         assert_eq!(
             b.timestamp_ms, stored,

@@ -229,12 +229,7 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         .await
         .expect("runtime versions");
     for n in 1..=reference.head {
-        let hash = client
-            .rpc()
-            .chain_get_block_hash(Some(n.into()))
-            .await
-            .expect("block hash")
-            .expect("block exists");
+        let hash = common::block_hash(&client, n).await;
         let v = client
             .rpc()
             .state_get_runtime_version(Some(hash))

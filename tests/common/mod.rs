@@ -266,6 +266,16 @@ pub async fn polkadot_js(dir: &std::path::Path, script: &str, args: &[&str]) -> 
     serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("a JSON line")
 }
 
+/// The hash of block `n`, which the node must have.
+pub async fn block_hash(client: &smanager::chain::client::SubxtChain, n: u64) -> subxt::utils::H256 {
+    client
+        .rpc()
+        .chain_get_block_hash(Some(n.into()))
+        .await
+        .expect("block hash")
+        .unwrap_or_else(|| panic!("block {n} exists"))
+}
+
 /// `Timestamp.Now` as the runtime stored it at `hash`: what a block's decoded time must equal.
 pub async fn stored_timestamp(client: &smanager::chain::client::SubxtChain, hash: subxt::utils::H256) -> Option<u64> {
     let bytes = client
