@@ -176,7 +176,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
         // server copying their rows.
         let floor_cpu = CpuPerUnit {
-            postgres: floor.server_cpu.map(|d| d.as_secs_f64() * 1000.0 / head.max(1) as f64),
+            postgres: floor.server_cpu.map(|d| ms_per_unit(d, head as f64)),
             ..raw_cpu
         };
         let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
@@ -292,7 +292,7 @@ async fn scan_phase(
     let floor_cpu = CpuPerUnit {
         postgres: floor
             .server_cpu
-            .map(|d| d.as_secs_f64() * 1000.0 / (floor.file_rows.max(1) as f64 / 1000.0)),
+            .map(|d| ms_per_unit(d, floor.file_rows as f64 / 1000.0)),
         ..raw_cpu
     };
     let pg_rate = floor.file_rows as f64 / floor.elapsed.as_secs_f64().max(1e-6);
@@ -414,8 +414,7 @@ impl CpuSnapshot {
     /// Milliseconds of CPU each party spent since `before`, per `units` (blocks, or thousands of files).
     /// PostgreSQL's is `None` when none of its processes runs on this machine.
     fn per_unit_since(&self, before: &CpuSnapshot, units: f64) -> CpuPerUnit {
-        let per_unit = if units > 0.0 { 1000.0 / units } else { 0.0 };
-        let ms = |d: Duration| d.as_secs_f64() * per_unit;
+        let ms = |d: Duration| ms_per_unit(d, units);
         let postgres: Duration = self
             .postgres
             .iter()
@@ -426,6 +425,15 @@ impl CpuSnapshot {
             chain: ms(self.chain.saturating_sub(before.chain)),
             postgres: (!self.postgres.is_empty()).then(|| ms(postgres)),
         }
+    }
+}
+
+/// Milliseconds of `cpu` per unit of work; 0 when no work was done.
+fn ms_per_unit(cpu: Duration, units: f64) -> f64 {
+    if units > 0.0 {
+        cpu.as_secs_f64() * 1000.0 / units
+    } else {
+        0.0
     }
 }
 

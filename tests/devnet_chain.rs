@@ -107,19 +107,31 @@ fn orders_by_cid(chain: &DevChain) -> HashMap<String, usize> {
     want
 }
 
-#[actix_rt::test]
-async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
-    let chain = upgraded_chain(8, 8).await;
-    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+/// Orders per CID in decoded blocks (numbered, each of which must have decoded).
+fn orders_in(
+    blocks: Vec<(u64, Result<smanager::chain::IndexedBlock, smanager::chain::ChainError>)>,
+) -> HashMap<String, usize> {
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for n in 1..=16 {
-        let b = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
+    for (n, b) in blocks {
+        let b = b.unwrap_or_else(|e| panic!("block {n}: {e}"));
         for ev in b.events {
             if let ChainEvent::Ordered(o) = ev {
                 *seen.entry(o.cid).or_default() += 1;
             }
         }
     }
+    seen
+}
+
+#[actix_rt::test]
+async fn a_runtime_upgrade_mid_stream_moves_market_and_nothing_is_missed() {
+    let chain = upgraded_chain(8, 8).await;
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    let mut blocks = Vec::new();
+    for n in 1..=16 {
+        blocks.push((n, client.block(n).await));
+    }
+    let seen = orders_in(blocks);
     let want = orders_by_cid(&chain);
     assert_eq!(
         seen, want,
@@ -170,15 +182,7 @@ async fn a_catch_up_asks_the_runtime_version_only_around_an_upgrade_and_decodes_
         .buffered(16)
         .collect()
         .await;
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (n, b) in blocks {
-        let b = b.unwrap_or_else(|e| panic!("block {n}: {e}"));
-        for ev in b.events {
-            if let ChainEvent::Ordered(o) = ev {
-                *seen.entry(o.cid).or_default() += 1;
-            }
-        }
-    }
+    let seen = orders_in(blocks);
     let want = orders_by_cid(&chain);
     assert_eq!(
         seen, want,

@@ -227,6 +227,17 @@ impl SubxtChain {
     /// Asks the node which runtime version block `number` runs (subxt's own question, unless already known) and
     /// remembers it.
     pub async fn learn_runtime_version(&self, number: u64) -> Result<(), ChainError> {
+        self.at_block(number).await.map(drop)
+    }
+
+    /// subxt's view of block `number`, its runtime version remembered (asked of the node only when not known).
+    async fn at_block(
+        &self,
+        number: u64,
+    ) -> Result<
+        subxt::client::ClientAtBlock<CrustConfig, subxt::client::OnlineClientAtBlockImpl<CrustConfig>>,
+        ChainError,
+    > {
         let at = self
             .api
             .at_block(number)
@@ -234,7 +245,7 @@ impl SubxtChain {
             .map_err(|e| ChainError::Unavailable(format!("block {number}: {e}")))?;
         self.config
             .record(number, (at.spec_version(), at.transaction_version()));
-        Ok(())
+        Ok(at)
     }
 
     /// Learns the runtime version of every block from `from` to `to`: both ends, then bisects each span whose ends
@@ -259,9 +270,7 @@ impl SubxtChain {
             number,
             reason: e.to_string(),
         };
-        let at = self.api.at_block(number).await.map_err(|e| unavailable(&e))?;
-        self.config
-            .record(number, (at.spec_version(), at.transaction_version()));
+        let at = self.at_block(number).await?;
         let hash = format!("{:?}", at.block_hash());
         let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
         let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
