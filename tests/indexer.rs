@@ -211,6 +211,32 @@ async fn catches_up_every_block_exactly_once_even_across_a_chain_error() {
 }
 
 #[actix_rt::test]
+async fn a_catch_up_gathers_its_blocks_into_few_transactions() {
+    let t = TestDb::migrated();
+    seed_cursor(&t, 0);
+    // Blocks arrive in bursts of 16 (the prefetch depth) every 20 ms: a writer that wrote each burst as it came would
+    // need four transactions for the 60 blocks; gathering them (up to 100 ms, 64 blocks) takes one, two on a slow
+    // machine.
+    let chain = Rc::new(ScriptedChain {
+        blocks: RefCell::new(script()),
+        delay: Duration::from_millis(20),
+        fail_once_at: RefCell::new(None),
+    });
+    let writes = &smanager::metrics::METRICS.indexer_write_blocks;
+    let before = writes.get_sample_count();
+    let peers = actors::start(deps(&t, chain));
+    eventually(60, "indexer reaches block 61", || {
+        let a = peers.indexer.clone();
+        async move { (a.send(GetProgress).await.ok()?.next_block == Some(61)).then_some(()) }
+    })
+    .await;
+    peers.shutdown().await;
+    check_exactly_once(&t);
+    let runs = writes.get_sample_count() - before;
+    assert!((1..=2).contains(&runs), "60 blocks written in {runs} transactions");
+}
+
+#[actix_rt::test]
 async fn restart_in_the_middle_of_a_catch_up_misses_and_duplicates_nothing() {
     let t = TestDb::migrated();
     seed_cursor(&t, 0);
@@ -427,4 +453,62 @@ fn orders_and_closes_of_one_cid_keep_chain_order_within_a_run() {
         ]
     );
     assert_counts_exact(&mut c);
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The plan PostgreSQL keeps for `statement` once a prepared statement goes generic, explained for `args`, as one
+/// string.
+fn generic_plan(conn: &mut PgConnection, name: &str, types: &str, statement: &str, args: &str) -> String {
+    diesel::sql_query("SET plan_cache_mode = force_generic_plan")
+        .execute(conn)
+        .expect("generic plans");
+    diesel::sql_query(format!("PREPARE {name}({types}) AS {statement}"))
+        .execute(conn)
+        .expect("prepare");
+    let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN EXECUTE {name}({args})"))
+        .load(conn)
+        .expect("explain");
+    lines.into_iter().map(|l| l.line).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn cancelling_the_cleanups_of_files_ordered_again_reads_only_pending_ones_under_a_generic_plan() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    // A node that has deleted many files: 20,000 finished cleanups, 30 pending.
+    diesel::sql_query(
+        "INSERT INTO files (cid, size_bytes, status) SELECT 'Qm' || i, 1, 'cleaned' FROM generate_series(1, 20030) i",
+    )
+    .execute(&mut c)
+    .expect("files");
+    diesel::sql_query(
+        "INSERT INTO cleanups (cid, reason, status)
+         SELECT 'Qm' || i, 'closed', CASE WHEN i <= 20000 THEN 'done' ELSE 'pending' END::cleanup_status
+           FROM generate_series(1, 20030) i",
+    )
+    .execute(&mut c)
+    .expect("cleanups");
+    diesel::sql_query("ANALYZE cleanups").execute(&mut c).expect("analyze");
+    let cancel = smanager::db::files::CANCEL_CLEANUPS_ORDERED_AGAIN;
+    let plan = generic_plan(&mut c, "cancel", "text[]", cancel, "'{Qm1,Qm20001}'");
+    assert!(
+        !plan.contains("Seq Scan") && plan.contains("Index"),
+        "the pending cleanups are found by index:\n{plan}"
+    );
+    // The same statement with the status bound, as a query builder sends it, reads every cleanup.
+    let bound = cancel.replace("status = 'pending'", "status = $2");
+    let plan = generic_plan(
+        &mut c,
+        "bound",
+        "text[], cleanup_status",
+        &bound,
+        "'{Qm1,Qm20001}', 'pending'",
+    );
+    assert!(plan.contains("Seq Scan on cleanups"), "{plan}");
 }

@@ -183,6 +183,13 @@ fn block_i64(n: u64) -> Result<i64, DbError> {
     i64::try_from(n).map_err(|_| DbError::Invalid(format!("block number {n} out of range")))
 }
 
+/// Cancels the pending cleanups of the CIDs in `$1` (ordered again). `'pending'` is written out, not bound: a
+/// prepared statement's generic plan cannot use the partial indexes on pending cleanups for a bound status, and
+/// would read every cleanup ever made, once per write. Public so a test can check its generic plan.
+pub const CANCEL_CLEANUPS_ORDERED_AGAIN: &str =
+    "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: ordered again', updated_at = now()
+      WHERE status = 'pending' AND cid = ANY($1)";
+
 /// New orders, or repeat orders on known CIDs, in three statements: tips add up, a closed file becomes live again
 /// and its pending cleanup is cancelled, owners count their orders. Returns how many orders were applied.
 /// A new order re-opens every file that is not being stored (closed, cleaned, invalid,
@@ -266,14 +273,9 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
     .bind::<Array<BigInt>, _>(&ofirsts)
     .bind::<Array<BigInt>, _>(&olasts)
     .execute(conn)?;
-    // `'pending'` is written out, not bound: a prepared statement's generic plan cannot use the partial index on
-    // pending cleanups for a bound status, and would read every cleanup ever made, once per write.
-    diesel::sql_query(
-        "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: ordered again', updated_at = now()
-          WHERE status = 'pending' AND cid = ANY($1)",
-    )
-    .bind::<Array<Text>, _>(&cids)
-    .execute(conn)?;
+    diesel::sql_query(CANCEL_CLEANUPS_ORDERED_AGAIN)
+        .bind::<Array<Text>, _>(&cids)
+        .execute(conn)?;
     Ok(orders.len())
 }
 
