@@ -48,6 +48,24 @@ impl ChainSource for ScriptedChain {
     }
 }
 
+/// The 60 scripted blocks, each served after `delay`, the chain failing once at block `fail_once_at`.
+fn scripted(delay: Duration, fail_once_at: Option<u64>) -> Rc<ScriptedChain> {
+    Rc::new(ScriptedChain {
+        blocks: RefCell::new(script()),
+        delay,
+        fail_once_at: RefCell::new(fail_once_at),
+    })
+}
+
+/// Waits until the indexer has applied all 60 scripted blocks.
+async fn until_all_applied(peers: &actors::Peers) {
+    eventually(60, "indexer reaches block 61", || {
+        let a = peers.indexer.clone();
+        async move { (a.send(GetProgress).await.ok()?.next_block == Some(61)).then_some(()) }
+    })
+    .await;
+}
+
 const CIDS: [&str; 3] = [
     "QmYgarKsmU3ZoiZuuRaMse72wNnUKrGs76ufW8Gh5dyjNn",
     "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
@@ -195,17 +213,9 @@ fn check_exactly_once(t: &TestDb) {
 async fn catches_up_every_block_exactly_once_even_across_a_chain_error() {
     let t = TestDb::migrated();
     seed_cursor(&t, 0);
-    let chain = Rc::new(ScriptedChain {
-        blocks: RefCell::new(script()),
-        delay: Duration::ZERO,
-        fail_once_at: RefCell::new(Some(33)),
-    });
+    let chain = scripted(Duration::ZERO, Some(33));
     let peers = actors::start(deps(&t, chain));
-    eventually(60, "indexer reaches block 61", || {
-        let a = peers.indexer.clone();
-        async move { (a.send(GetProgress).await.ok()?.next_block == Some(61)).then_some(()) }
-    })
-    .await;
+    until_all_applied(&peers).await;
     check_exactly_once(&t);
     peers.shutdown().await;
 }
@@ -217,19 +227,11 @@ async fn a_catch_up_gathers_its_blocks_into_few_transactions() {
     // Blocks arrive in bursts of 16 (the prefetch depth) every 20 ms: a writer that wrote each burst as it came would
     // need four transactions for the 60 blocks; gathering them (up to 100 ms, 64 blocks) takes one, two on a slow
     // machine.
-    let chain = Rc::new(ScriptedChain {
-        blocks: RefCell::new(script()),
-        delay: Duration::from_millis(20),
-        fail_once_at: RefCell::new(None),
-    });
+    let chain = scripted(Duration::from_millis(20), None);
     let writes = &smanager::metrics::METRICS.indexer_write_blocks;
     let before = writes.get_sample_count();
     let peers = actors::start(deps(&t, chain));
-    eventually(60, "indexer reaches block 61", || {
-        let a = peers.indexer.clone();
-        async move { (a.send(GetProgress).await.ok()?.next_block == Some(61)).then_some(()) }
-    })
-    .await;
+    until_all_applied(&peers).await;
     peers.shutdown().await;
     check_exactly_once(&t);
     let runs = writes.get_sample_count() - before;
@@ -240,11 +242,7 @@ async fn a_catch_up_gathers_its_blocks_into_few_transactions() {
 async fn restart_in_the_middle_of_a_catch_up_misses_and_duplicates_nothing() {
     let t = TestDb::migrated();
     seed_cursor(&t, 0);
-    let chain = Rc::new(ScriptedChain {
-        blocks: RefCell::new(script()),
-        delay: Duration::from_millis(20),
-        fail_once_at: RefCell::new(None),
-    });
+    let chain = scripted(Duration::from_millis(20), None);
     let peers = actors::start(deps(&t, chain));
     // Interrupt twice while it is catching up.
     for target in [15u64, 35] {
