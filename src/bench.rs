@@ -14,6 +14,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::actors::Peers;
 use crate::config::{ChainSettings, Settings};
+use crate::db::floor::{copy_floor, FloorOrder};
 use crate::db::{state, Db};
 use crate::devnet::postgres::DevPostgres;
 
@@ -169,9 +170,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let raw_bytes = raw_blocks(&raw, head).await?;
         let block_chain_rate = head as f64 / raw_started.elapsed().as_secs_f64();
         let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, head as f64);
-        let floor = {
+        let (floor, key_order_floor) = {
+            let chunk = ChainSettings::default().scan_write_rows as usize;
             let mut c = db.conn()?;
-            crate::db::floor::copy_floor(&mut c, true, &proc_cpu)?
+            (
+                copy_floor(&mut c, true, FloorOrder::Arrival, chunk, &proc_cpu)?,
+                copy_floor(&mut c, true, FloorOrder::KeyOrder, chunk, &proc_cpu)?,
+            )
         };
         // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
         // server copying their rows.
@@ -180,7 +185,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ..raw_cpu
         };
         let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
-        eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s");
+        let block_pg_key_order_rate = head as f64 / key_order_floor.elapsed.as_secs_f64().max(1e-6);
+        eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s ({block_pg_key_order_rate:.0} with every row in key order)");
         drop(pg);
         let peak_rss = peak_rss_bytes();
 
@@ -194,6 +200,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "orders_per_sec": scan.as_ref().map(|s| s.rate.round()),
             "scan_chain_limit_per_sec": scan.as_ref().map(|s| s.chain_rate.round()),
             "scan_pg_limit_per_sec": scan.as_ref().map(|s| s.pg_rate.round()),
+            "scan_pg_key_order_per_sec": scan.as_ref().map(|s| s.pg_key_order_rate.round()),
             "scan_limit_ratio": scan.as_ref().map(|s| ratio(s.rate / s.chain_rate.min(s.pg_rate))),
             "scan_cpu_ms_per_1k_files": scan.as_ref().map(|s| s.cpu.json("smanager")),
             "scan_floor_cpu_ms_per_1k_files": scan.as_ref().map(|s| s.floor_cpu.json("client")),
@@ -204,6 +211,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "catchup_blocks_per_sec": catchup_rate.round(),
             "catchup_chain_limit_blocks_per_sec": block_chain_rate.round(),
             "catchup_pg_limit_blocks_per_sec": block_pg_rate.round(),
+            "catchup_pg_key_order_blocks_per_sec": block_pg_key_order_rate.round(),
             "catchup_limit_ratio": ratio(catchup_rate / block_chain_rate.min(block_pg_rate)),
             "catchup_blocks_per_write": blocks_per_write,
             "catchup_cpu_ms_per_block": catchup_cpu.json("smanager"),
@@ -240,7 +248,10 @@ struct ScanReport {
     secs: f64,
     rate: f64,
     chain_rate: f64,
+    /// `COPY` of the rows in the order they were written (the limit).
     pg_rate: f64,
+    /// `COPY` of every row in key order, for comparison.
+    pg_key_order_rate: f64,
     /// CPU per thousand files of the scan, by party.
     cpu: CpuPerUnit,
     /// The least CPU per thousand files each party needs (raw pages, `COPY`).
@@ -285,9 +296,13 @@ async fn scan_phase(
     let (raw_keys, raw_secs) = raw_scan(raw, &settings.chain).await?;
     let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, raw_keys as f64 / 1000.0);
     let chain_rate = raw_keys as f64 / raw_secs;
-    let floor = {
+    let (floor, key_order_floor) = {
+        let chunk = settings.chain.scan_write_rows as usize;
         let mut c = db.conn()?;
-        crate::db::floor::copy_floor(&mut c, false, &proc_cpu)?
+        (
+            copy_floor(&mut c, false, FloorOrder::Arrival, chunk, &proc_cpu)?,
+            copy_floor(&mut c, false, FloorOrder::KeyOrder, chunk, &proc_cpu)?,
+        )
     };
     let floor_cpu = CpuPerUnit {
         postgres: floor
@@ -296,7 +311,10 @@ async fn scan_phase(
         ..raw_cpu
     };
     let pg_rate = floor.file_rows as f64 / floor.elapsed.as_secs_f64().max(1e-6);
-    eprintln!("scan limits: chain {chain_rate:.0} keys/s, PostgreSQL {pg_rate:.0} rows/s");
+    let pg_key_order_rate = key_order_floor.file_rows as f64 / key_order_floor.elapsed.as_secs_f64().max(1e-6);
+    eprintln!(
+        "scan limits: chain {chain_rate:.0} keys/s, PostgreSQL {pg_rate:.0} rows/s ({pg_key_order_rate:.0} with every row in key order)"
+    );
 
     let steady = if steady_secs > 0 {
         Some(steady_state(url, &pg.url, db.clone(), settle_secs, steady_secs).await?)
@@ -309,6 +327,7 @@ async fn scan_phase(
         rate: scanned as f64 / secs,
         chain_rate,
         pg_rate,
+        pg_key_order_rate,
         cpu,
         floor_cpu,
         steady,

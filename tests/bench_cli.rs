@@ -1,7 +1,14 @@
 //! `smanager bench` at a small size: it runs every phase (scan, its limits, steady state, catch-up, its limits, pick
 //! latency) against real processes and PostgreSQL and reports consistent counts and ratios. Speed is judged from the full-size report, never here.
 
+mod common;
+
 use std::process::Command;
+
+use diesel::prelude::*;
+
+use common::TestDb;
+use smanager::db::floor::{copy_floor, FloorOrder};
 
 #[test]
 fn bench_reports_scan_catchup_and_pick_latency() {
@@ -35,9 +42,11 @@ fn bench_reports_scan_catchup_and_pick_latency() {
         "pick_latency_ms_p50",
         "scan_chain_limit_per_sec",
         "scan_pg_limit_per_sec",
+        "scan_pg_key_order_per_sec",
         "scan_limit_ratio",
         "catchup_chain_limit_blocks_per_sec",
         "catchup_pg_limit_blocks_per_sec",
+        "catchup_pg_key_order_blocks_per_sec",
         "catchup_limit_ratio",
         "steady_rss_bytes",
         "api_files_p95_ms",
@@ -139,5 +148,36 @@ fn catchup_only_measures_the_catch_up_and_leaves_the_rest_null() {
             r[k].is_null(),
             "{k} measured although only the catch-up was asked for: {line}"
         );
+    }
+}
+
+/// PostgreSQL's limit copies every row, NULLs and large amounts included, whether it follows the table's pages
+/// (the order the rows were written) or their keys, and whatever its chunk: a lost row would flatter the limit.
+#[test]
+fn the_copy_floor_copies_every_row_in_either_order() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    diesel::sql_query(
+        "INSERT INTO files (cid, size_bytes, tips, amount, expired_at, replicas, first_seen_block)
+         SELECT 'bafy' || md5(i::text), i, i * 1000000000000, 340282366920938463463374607431768211455, i, i % 9,
+                CASE WHEN i % 3 = 0 THEN NULL ELSE i END
+           FROM generate_series(1, 2500) AS i",
+    )
+    .execute(&mut c)
+    .expect("files");
+    let owners = diesel::sql_query(
+        "INSERT INTO file_owners (cid, owner, orders, first_block, last_block)
+         SELECT cid, 'cT' || size_bytes % 4, 1, 1, 2 FROM files WHERE size_bytes % 7 = 0",
+    )
+    .execute(&mut c)
+    .expect("owners");
+    assert!(owners > 300);
+    for order in [FloorOrder::Arrival, FloorOrder::KeyOrder] {
+        for chunk in [7, 1000, 100_000] {
+            let floor = copy_floor(&mut c, true, order, chunk, &|_| None).expect("floor");
+            assert_eq!(floor.file_rows, 2500, "{order:?} in chunks of {chunk}");
+            assert_eq!(floor.owner_rows, owners as u64, "{order:?} in chunks of {chunk}");
+            assert!(floor.server_cpu.is_none(), "no CPU reading, no CPU figure");
+        }
     }
 }

@@ -87,6 +87,8 @@ async fn full_scan_and_resume_from_cursor() {
     let mut settings = t.app_settings();
     settings.chain.end_point = chain.ws_url();
     settings.chain.scan_page_size = 100;
+    // Two pages per write, so the cursor moves many times in one round.
+    settings.chain.scan_write_rows = 200;
     settings.chain.scan_batch_size = 30;
     settings.chain.scan_cooldown_secs = 3600;
     let recording = Rc::new(Recording {
@@ -132,10 +134,11 @@ async fn full_scan_and_resume_from_cursor() {
         "pages continued past the cursor"
     );
     let pages_needed = expected.len() / 100 + 1;
-    // Two round-start probes, the page in flight at the restart, and the pages written while their cursor was not
-    // yet stored (the cursor trails what is stored by at most SCAN_WRITERS pages).
+    let pages_per_write = 2;
+    // Two round-start probes, the page in flight at the restart, the pages held for the next write, and the writes
+    // whose cursor was not yet stored (the cursor trails what is stored by at most SCAN_WRITERS writes).
     assert!(
-        starts.len() <= pages_needed + 2 + smanager::actors::scanner::SCAN_WRITERS,
+        starts.len() <= pages_needed + 2 + (smanager::actors::scanner::SCAN_WRITERS + 1) * pages_per_write,
         "{} pages for {} keys: the restart re-scanned instead of resuming",
         starts.len(),
         expected.len()

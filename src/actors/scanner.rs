@@ -1,6 +1,7 @@
 //! The FilesV2 scanner, run by the [`Indexer`](super::Indexer) actor: a full scan of `Market.FilesV2` in pages of
-//! keys (`state_getKeysPaged`), values fetched in batches (`state_queryStorageAt`) with bounded parallelism, each page
-//! upserted in one multi-row statement together with the cursor, so a restart resumes after the last stored key.
+//! keys (`state_getKeysPaged`), values fetched in batches (`state_queryStorageAt`) with bounded parallelism,
+//! consecutive pages gathered into writes of `chain.scanWriteRows` rows sorted by CID, each upserted in one
+//! multi-row statement together with the cursor, so a restart resumes after the last stored key.
 //! The CID is decoded from the key with its real compact length. Between full scans it rests `chain.scanCooldownSecs`.
 //! A runtime without FilesV2 (before spec 17) is scanned through the V1 `Market.Files` map.
 
@@ -14,7 +15,7 @@ use crate::chain::{decode_file_info_as, keys, ChainError, ChainSource, FileInfoL
 use crate::config::ChainSettings;
 use crate::db::{files, state, DbError};
 
-/// Pages being written at once (each in its own transaction) while the next one is fetched.
+/// Writes running at once (each in its own transaction) while the next pages are fetched.
 pub const SCAN_WRITERS: usize = 2;
 
 /// Storage keys with their values (`None`: removed meanwhile).
@@ -50,6 +51,14 @@ fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<Scann
         }
     }
     (rows, invalid)
+}
+
+/// Decoded pages not yet written: their rows and invalid entries, and the last key they cover.
+#[derive(Default)]
+struct Held {
+    rows: Vec<ScannedFile>,
+    invalid: Vec<(String, String)>,
+    last_key: Option<String>,
 }
 
 /// One page of keys under `prefix` after `start`, in key order with their values (fetched in batches, in parallel),
@@ -169,40 +178,58 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         }
         let started = std::time::Instant::now();
         let mut scanned = 0usize;
-        // Pages are written by up to SCAN_WRITERS transactions at once while the next page is fetched. Each write
-        // moves the cursor only to the last page known stored together with every page before it, so after a crash
-        // the scan resumes at most SCAN_WRITERS pages early (upserts are idempotent) and never skips one.
+        // Pages are gathered into writes of `scanWriteRows` rows, and up to SCAN_WRITERS writes run at once
+        // while the next pages are fetched. Each write moves the cursor only to the last page known stored together
+        // with every page before it, so after a crash the scan resumes at most SCAN_WRITERS writes early (upserts
+        // are idempotent) and never skips one.
         let mut writing: std::collections::VecDeque<(tokio::task::JoinHandle<Result<usize, DbError>>, String)> =
             std::collections::VecDeque::new();
         let mut stored: Option<String> = None;
+        // Pages fetched and decoded, waiting to fill a write: lost on a crash or a fetch error, and fetched again
+        // then, since the cursor only moves past what was written.
+        let mut held = Held::default();
         let finished = loop {
             let fetched = fetch_page(deps.chain.as_ref(), &cfg, &prefix, start.clone()).await;
             let all = match fetched {
                 Ok(Some(p)) => p,
-                Ok(None) => break Ok(()),
+                // The end of the map: what is held is written below.
+                Ok(None) => Vec::new(),
                 Err(e) => break Err(e),
             };
-            while writing.len() >= SCAN_WRITERS {
-                if let Some((w, key)) = writing.pop_front() {
-                    scanned += wrote(w, &peers).await?;
-                    stored = Some(key);
-                }
-            }
-            let last = all.last().map(|(k, _)| k.clone()).unwrap_or_default();
             let full = all.len() as u32 == cfg.scan_page_size;
+            if let Some((last, _)) = all.last() {
+                held.last_key = Some(format!("0x{}", hex::encode(last)));
+                start = Some(last.clone());
+            }
             let (rows, invalid) = decode_page(all, layout);
             for (raw, why) in &invalid {
                 log::warn!(target: "smanager::scanner", "invalid FilesV2 entry {raw}: {why}");
             }
-            let key_hex = format!("0x{}", hex::encode(&last));
-            let db = deps.db.clone();
-            let cursor = stored.clone();
-            let w = actix_rt::spawn(async move {
-                db.run(move |c| files::upsert_scanned(c, &rows, &invalid, cursor.as_deref(), round))
-                    .await
-            });
-            writing.push_back((w, key_hex));
-            start = Some(last);
+            held.rows.extend(rows);
+            held.invalid.extend(invalid);
+            if held.last_key.is_some()
+                && (held.rows.len() + held.invalid.len() >= cfg.scan_write_rows as usize || !full)
+            {
+                while writing.len() >= SCAN_WRITERS {
+                    if let Some((w, key)) = writing.pop_front() {
+                        scanned += wrote(w, &peers).await?;
+                        stored = Some(key);
+                    }
+                }
+                let Held {
+                    mut rows,
+                    invalid,
+                    last_key,
+                } = std::mem::take(&mut held);
+                rows.sort_unstable_by(|a, b| a.cid.cmp(&b.cid));
+                let db = deps.db.clone();
+                let cursor = stored.clone();
+                let w = actix_rt::spawn(async move {
+                    db.run(move |c| files::upsert_scanned(c, &rows, &invalid, cursor.as_deref(), round))
+                        .await
+                });
+                writing.push_back((w, last_key.unwrap_or_default()));
+            }
             if !full {
                 break Ok(());
             }

@@ -31,6 +31,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     between("chain.scanPageSize", s.chain.scan_page_size.into(), 1, 1000)?;
     between("chain.scanBatchSize", s.chain.scan_batch_size.into(), 1, 1000)?;
     between("chain.scanParallelism", s.chain.scan_parallelism.into(), 1, 64)?;
+    between("chain.scanWriteRows", s.chain.scan_write_rows.into(), 1, 100_000)?;
     at_least("chain.groupRefreshSecs", s.chain.group_refresh_secs, 1)?;
 
     let sc = &s.scheduler;

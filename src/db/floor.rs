@@ -2,12 +2,10 @@
 //! (same columns, same indexes). `smanager bench` divides our indexing rate by it, so the report says how close we
 //! are to what PostgreSQL on this machine allows, whatever the machine.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 
-use super::schema::{file_owners, files};
 use super::DbError;
 
 diesel::table! {
@@ -46,15 +44,121 @@ pub struct CopyFloor {
     pub server_cpu: Option<Duration>,
 }
 
-/// Rows read per `COPY`: bounds the memory the measurement needs.
-const CHUNK: i64 = 20_000;
+/// Heap pages read per query while following the order rows were written in.
+const PAGES_PER_READ: i64 = 256;
 
-/// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks, and
-/// times the copies. `process_cpu` gives a local process's CPU time so far, by pid: it is read around each `COPY`
-/// for the connection's server process. The copies are dropped afterwards.
+/// In which order the rows reach `COPY`. B-tree inserts in key order are several times cheaper than in any other
+/// order (each insert lands on the page the last one did), so the order decides the limit as much as the rows do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorOrder {
+    /// The order the indexer wrote them in (the physical order of the freshly written table: the chain's order),
+    /// each chunk (as many rows as the scanner's writes hold, `chain.scanWriteRows`) sorted by key: the best a writer can do that holds at most a chunk of the
+    /// chain's rows at a time, as ours must (memory flat in the number of files). This is the limit.
+    Arrival,
+    /// The whole table in key order, which only a writer holding every row before writing could feed. Reported
+    /// next to the limit, for comparison with earlier reports.
+    KeyOrder,
+}
+
+/// One table's rows as `COPY` text lines, each with its sort key.
+struct Source {
+    /// The `SELECT` list: a key and the line.
+    select: &'static str,
+    /// Keyset pagination in key order: `$1`, `$2` are the last key's parts.
+    after_key: &'static str,
+}
+
+const FILES: Source = Source {
+    select: "SELECT cid AS k1, '' AS k2, concat_ws(E'\\t', cid, size_bytes, tips, amount, expired_at, replicas, \
+             COALESCE(first_seen_block::text, '\\N')) AS line FROM files",
+    after_key: "WHERE cid > $1 AND $2::text IS NOT NULL ORDER BY cid",
+};
+
+const OWNERS: Source = Source {
+    select: "SELECT cid AS k1, owner AS k2, concat_ws(E'\\t', cid, owner, orders, first_block, last_block) AS line \
+             FROM file_owners",
+    after_key: "WHERE (cid, owner) > ($1, $2) ORDER BY cid, owner",
+};
+
+#[derive(QueryableByName)]
+struct Line {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    k1: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    k2: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    line: String,
+}
+
+/// Calls `copy` with every row of `src` as chunks of sorted lines, in `order`.
+fn chunks(
+    conn: &mut PgConnection,
+    src: &Source,
+    table: &str,
+    order: FloorOrder,
+    chunk: usize,
+    mut copy: impl FnMut(&mut PgConnection, &[Line]) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    use diesel::sql_types::{BigInt, Text};
+    match order {
+        FloorOrder::KeyOrder => {
+            let mut after = (String::new(), String::new());
+            loop {
+                let rows: Vec<Line> = diesel::sql_query(format!("{} {} LIMIT {chunk}", src.select, src.after_key))
+                    .bind::<Text, _>(&after.0)
+                    .bind::<Text, _>(&after.1)
+                    .load(conn)?;
+                let Some(last) = rows.last() else { break };
+                after = (last.k1.clone(), last.k2.clone());
+                copy(conn, &rows)?;
+            }
+        }
+        FloorOrder::Arrival => {
+            #[derive(QueryableByName)]
+            struct Pages {
+                #[diesel(sql_type = BigInt)]
+                n: i64,
+            }
+            let pages = diesel::sql_query(format!(
+                "SELECT (pg_relation_size('{table}') / current_setting('block_size')::int)::int8 AS n"
+            ))
+            .get_result::<Pages>(conn)?
+            .n;
+            let mut held: Vec<Line> = Vec::with_capacity(chunk + 1024);
+            let mut page = 0;
+            while page < pages {
+                let read: Vec<Line> = diesel::sql_query(format!(
+                    "{} WHERE ctid >= format('(%s,0)', $1::int8)::tid AND ctid < format('(%s,0)', $2::int8)::tid",
+                    src.select
+                ))
+                .bind::<BigInt, _>(page)
+                .bind::<BigInt, _>(page + PAGES_PER_READ)
+                .load(conn)?;
+                held.extend(read);
+                page += PAGES_PER_READ;
+                if held.len() >= chunk || page >= pages {
+                    let mut chunk: Vec<Line> = held.drain(..held.len().min(chunk)).collect();
+                    chunk.sort_unstable_by(|a, b| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2)));
+                    copy(conn, &chunk)?;
+                }
+            }
+            if !held.is_empty() {
+                held.sort_unstable_by(|a, b| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2)));
+                copy(conn, &held)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks of
+/// `chunk` rows (the read is bounded by it too) fed in `order`, and times the copies. `process_cpu` gives a local process's CPU time so far, by pid: it is read
+/// around each `COPY` for the connection's server process. The copies are dropped afterwards.
 pub fn copy_floor(
     conn: &mut PgConnection,
     owners: bool,
+    order: FloorOrder,
+    chunk: usize,
     process_cpu: &dyn Fn(u32) -> Option<Duration>,
 ) -> Result<CopyFloor, DbError> {
     let backend: i32 =
@@ -68,88 +172,51 @@ pub fn copy_floor(
         server_cpu: cpu().map(|_| Duration::ZERO),
         ..CopyFloor::default()
     };
-    // Adds the server CPU of one `COPY` (read before and after it); unknown as soon as one reading is missing.
-    let account = |out: &mut CopyFloor, before: Option<Duration>| {
+    // Copies one chunk of lines, adding its time and the server CPU it took (read before and after it; unknown as
+    // soon as one reading is missing). Returns the rows copied.
+    let mut timed = |conn: &mut PgConnection, rows: &[Line], owners: bool| -> Result<u64, DbError> {
+        let mut text = Vec::with_capacity(rows.iter().map(|r| r.line.len() + 1).sum());
+        for r in rows {
+            text.extend_from_slice(r.line.as_bytes());
+            text.push(b'\n');
+        }
+        let write = |w: &mut dyn std::io::Write| {
+            w.write_all(&text)
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+        };
+        let (started, before) = (Instant::now(), cpu());
+        let n = if owners {
+            diesel::copy_from(floor_file_owners::table)
+                .from_raw_data(floor_file_owners::table, |w| write(w))
+                .execute(conn)?
+        } else {
+            diesel::copy_from(floor_files::table)
+                .from_raw_data(floor_files::table, |w| write(w))
+                .execute(conn)?
+        };
+        out.elapsed += started.elapsed();
         out.server_cpu = match (out.server_cpu, before, cpu()) {
             (Some(total), Some(b), Some(a)) => Some(total + a.saturating_sub(b)),
             _ => None,
         };
+        Ok(n as u64)
     };
-    let mut after = String::new();
-    loop {
-        type Row = (
-            String,
-            i64,
-            bigdecimal::BigDecimal,
-            bigdecimal::BigDecimal,
-            i64,
-            i32,
-            Option<i64>,
-        );
-        let rows: Vec<Row> = files::table
-            .filter(files::cid.gt(&after))
-            .order(files::cid.asc())
-            .limit(CHUNK)
-            .select((
-                files::cid,
-                files::size_bytes,
-                files::tips,
-                files::amount,
-                files::expired_at,
-                files::replicas,
-                files::first_seen_block,
-            ))
-            .load(conn)?;
-        let Some(last) = rows.last() else { break };
-        after = last.0.clone();
-        let mut text = Vec::with_capacity(rows.len() * 96);
-        for (cid, size, tips, amount, expired, replicas, first) in &rows {
-            let first = first.map_or_else(|| "\\N".to_string(), |b| b.to_string());
-            writeln!(text, "{cid}\t{size}\t{tips}\t{amount}\t{expired}\t{replicas}\t{first}")
-                .map_err(|e| DbError::Invalid(e.to_string()))?;
-        }
-        let (started, cpu_before) = (Instant::now(), cpu());
-        let n = diesel::copy_from(floor_files::table)
-            .from_raw_data(floor_files::table, |w| {
-                w.write_all(&text)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-            })
-            .execute(conn)?;
-        out.elapsed += started.elapsed();
-        account(&mut out, cpu_before);
-        out.file_rows += n as u64;
-    }
+    let mut file_rows = 0;
+    chunks(conn, &FILES, "files", order, chunk, |c, rows| {
+        file_rows += timed(c, rows, false)?;
+        Ok(())
+    })?;
+    let mut owner_rows = 0;
     if owners {
-        let mut after = (String::new(), String::new());
-        loop {
-            let rows: Vec<(String, String, i32, i64, i64)> = file_owners::table
-                .filter(
-                    file_owners::cid
-                        .gt(&after.0)
-                        .or(file_owners::cid.eq(&after.0).and(file_owners::owner.gt(&after.1))),
-                )
-                .order((file_owners::cid.asc(), file_owners::owner.asc()))
-                .limit(CHUNK)
-                .load(conn)?;
-            let Some(last) = rows.last() else { break };
-            after = (last.0.clone(), last.1.clone());
-            let mut text = Vec::with_capacity(rows.len() * 128);
-            for (cid, owner, orders, first, last) in &rows {
-                writeln!(text, "{cid}\t{owner}\t{orders}\t{first}\t{last}")
-                    .map_err(|e| DbError::Invalid(e.to_string()))?;
-            }
-            let (started, cpu_before) = (Instant::now(), cpu());
-            let n = diesel::copy_from(floor_file_owners::table)
-                .from_raw_data(floor_file_owners::table, |w| {
-                    w.write_all(&text)
-                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-                })
-                .execute(conn)?;
-            out.elapsed += started.elapsed();
-            account(&mut out, cpu_before);
-            out.owner_rows += n as u64;
-        }
+        chunks(conn, &OWNERS, "file_owners", order, chunk, |c, rows| {
+            owner_rows += timed(c, rows, true)?;
+            Ok(())
+        })?;
     }
     diesel::sql_query("DROP TABLE floor_files, floor_file_owners").execute(conn)?;
-    Ok(out)
+    Ok(CopyFloor {
+        file_rows,
+        owner_rows,
+        ..out
+    })
 }
