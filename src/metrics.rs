@@ -147,7 +147,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             let h = Histogram::with_opts(
                 HistogramOpts::new("indexer_write_blocks", "Blocks written per indexer transaction.")
                     .namespace("smanager")
-                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
             )
             .unwrap_or_else(|e| panic!("indexer_write_blocks: {e}"));
             r.register(Box::new(h.clone()))

@@ -101,9 +101,11 @@ fn bench_reports_scan_catchup_and_pick_latency() {
             "a ceiling is missing although the floors were measured: {line}"
         ),
     }
-    // Every catch-up block was written by some transaction, none by more than one: between 1 and 256 per write.
+    // Every catch-up block was written by some transaction, none by more than one: between 1 and APPLY_BLOCKS per
+    // write.
     let per_write = n("catchup_blocks_per_write");
-    assert!((1.0..=256.0).contains(&per_write), "{line}");
+    let most = smanager::actors::indexer::APPLY_BLOCKS as f64;
+    assert!((1.0..=most).contains(&per_write), "{line}");
     // Steady state ran over every scanned file.
     assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");

@@ -16,13 +16,15 @@ use crate::db::{files, state, DbError};
 pub const PREFETCH_BLOCKS: usize = 16;
 
 /// Fetched blocks waiting to be written, at most.
-const FETCH_AHEAD: usize = 256;
+const FETCH_AHEAD: usize = 1024;
 
-/// Most blocks written in one transaction: what had arrived while the previous write ran, during a catch-up.
-const APPLY_BLOCKS: usize = 256;
+/// Most blocks written in one transaction: what had arrived while the previous write ran, during a catch-up. Large
+/// writes cost PostgreSQL less per order (fewer statements, index inserts of one CID-sorted set), measured about 8 %
+/// of its CPU from 256 to 1,024; memory stays bounded by it (about 20,000 orders at Crust's busiest).
+pub const APPLY_BLOCKS: usize = 1024;
 
 /// Blocks a catch-up waits to gather before a write (unless its pass ends sooner), at most [`CATCH_UP_LINGER`].
-const CATCH_UP_RUN: usize = 64;
+const CATCH_UP_RUN: usize = 256;
 
 /// Longest wait for [`CATCH_UP_RUN`] blocks: a slow node still sees its blocks written promptly.
 const CATCH_UP_LINGER: Duration = Duration::from_millis(100);
