@@ -187,6 +187,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
         let block_pg_key_order_rate = head as f64 / key_order_floor.elapsed.as_secs_f64().max(1e-6);
         eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s ({block_pg_key_order_rate:.0} with every row in key order)");
+        // The pool first: its connections would outlive the database and log their failures.
+        drop(db);
         drop(pg);
         let peak_rss = peak_rss_bytes();
 

@@ -7,15 +7,27 @@ use log::kv::{Key, Value, VisitSource};
 
 use crate::config::LogFormat;
 
-/// Installs the global logger once; later calls are ignored (tests start several systems in one process).
+/// Installs the global logger once, on stdout; later calls are ignored (tests start several systems in one process).
 pub fn init(format: LogFormat) {
+    init_on(format, env_logger::Target::Stdout);
+}
+
+/// Installs the global logger on stderr, for a command whose stdout is its report (`smanager bench`'s JSON line).
+pub fn init_on_stderr(format: LogFormat) {
+    init_on(format, env_logger::Target::Stderr);
+}
+
+fn init_on(format: LogFormat, target: env_logger::Target) {
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
+        LogFormat::Auto => match target {
+            env_logger::Target::Stderr => !std::io::stderr().is_terminal(),
+            _ => !std::io::stdout().is_terminal(),
+        },
     };
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
-    builder.target(env_logger::Target::Stdout);
+    builder.target(target);
     if json {
         builder.format(|buf, record| {
             let mut obj = serde_json::Map::new();

@@ -18,14 +18,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // devnet and the benchmark keep their stdout for their own report; the benchmark logs only when asked to.
+    // devnet and the benchmark keep their stdout for their own report; the benchmark logs only when asked to, on stderr.
     let quiet = match cli.command {
         Command::Devnet(_) | Command::DevnetChain(_) => true,
         Command::Bench(_) => std::env::var_os("RUST_LOG").is_none(),
         _ => false,
     };
     if !quiet {
-        logging::init(settings.log.format);
+        if matches!(cli.command, Command::Bench(_)) {
+            logging::init_on_stderr(settings.log.format);
+        } else {
+            logging::init(settings.log.format);
+        }
     }
     // Warnings go to stderr (stdout may be a report such as `config show`), and into the log of a running node.
     for w in &warnings {

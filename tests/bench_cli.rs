@@ -127,15 +127,20 @@ fn catchup_only_measures_the_catch_up_and_leaves_the_rest_null() {
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("SMANAGER_CONFIG")
+        // Logging asked for: it goes to stderr, and stdout stays the report alone.
+        .env("RUST_LOG", "info")
         .output()
         .expect("run smanager bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is the one JSON line:\n{stdout}");
+    let line = lines[0];
     assert!(
-        out.status.success(),
-        "bench failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("\"level\":\"INFO\""),
+        "the log went to stderr:\n{stderr}"
     );
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
     let r: serde_json::Value = serde_json::from_str(line).expect("bench JSON");
     assert_eq!(r["catchup_orders"], r["catchup_orders_on_chain"], "{line}");
     assert!(r["catchup_orders"].as_u64().is_some_and(|n| n >= 200), "{line}");
