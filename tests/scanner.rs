@@ -183,3 +183,85 @@ fn a_late_page_write_never_moves_the_cursor_back_nor_reopens_a_round() {
     state::advance_scan_cursor(&mut c, state::SCANNER_CURSOR, "0x0100", 1).expect("next round's first page");
     assert_eq!(cursor(&mut c), (Some("0x0100".to_string()), 1));
 }
+
+/// The scan copies the files it does not know yet. When the indexer inserts one of them between the scan's look-up
+/// and its copy, the copy fails on the unique key; the write is then done again as upserts: nothing is lost, the
+/// order's facts stay, the scan's are added, and the cursor moves.
+#[test]
+fn a_file_the_indexer_inserts_while_the_scan_copies_it_is_upserted_instead() {
+    use smanager::chain::ScannedFile;
+    use smanager::db::files as dbfiles;
+    let t = TestDb::migrated();
+    let ordered = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG".to_string();
+    let other = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o".to_string();
+    let scanned = |cid: &str| ScannedFile {
+        cid: cid.to_string(),
+        size: 4096,
+        expired_at: 900_000,
+        amount: 1_000_000_000_000,
+        replicas: 3,
+    };
+    // The indexer's transaction: the order's row, not committed yet.
+    let mut indexer = t.conn();
+    diesel::sql_query("BEGIN").execute(&mut indexer).expect("begin");
+    diesel::sql_query(
+        "INSERT INTO files (cid, size_bytes, tips, seen_by_event, first_seen_block, status)
+         VALUES ($1, 4096, 7, TRUE, 12, 'new')",
+    )
+    .bind::<diesel::sql_types::Text, _>(&ordered)
+    .execute(&mut indexer)
+    .expect("order");
+    // The scan does not see it, so it copies it, and the copy waits for the indexer's transaction.
+    let scan = {
+        let rows = vec![scanned(&ordered), scanned(&other)];
+        let mut c = t.conn();
+        std::thread::spawn(move || dbfiles::upsert_scanned(&mut c, &rows, &[], Some("0x01"), 0))
+    };
+    let waiting = || {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<N>(&mut t.conn())
+        .map(|r| r.n)
+        .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while waiting() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the scan's copy never waited for the order"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    diesel::sql_query("COMMIT").execute(&mut indexer).expect("commit");
+    let n = scan.join().expect("scan thread").expect("the scan's write");
+    assert_eq!(n, 2);
+
+    let mut c = t.conn();
+    let rows: Vec<(String, bool, bool, Option<i64>, i64, i32)> = files::table
+        .select((
+            files::cid,
+            files::seen_by_event,
+            files::seen_by_scan,
+            files::first_seen_block,
+            files::expired_at,
+            files::replicas,
+        ))
+        .order(files::cid)
+        .load(&mut c)
+        .expect("files");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let by_cid: std::collections::HashMap<_, _> = rows.into_iter().map(|r| (r.0.clone(), r)).collect();
+    let o = &by_cid[&ordered];
+    assert!(o.1 && o.2, "the order's row keeps its event and gains the scan: {o:?}");
+    assert_eq!((o.3, o.4, o.5), (Some(12), 900_000, 3), "{o:?}");
+    let x = &by_cid[&other];
+    assert!(!x.1 && x.2, "{x:?}");
+    let cursor = state::cursor(&mut c, state::SCANNER_CURSOR).expect("cursor");
+    assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x01"));
+}

@@ -749,11 +749,13 @@ pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>,
         .load(conn)?)
 }
 
-/// Multi-row upsert of scanned files and the scan cursor (when given: the last key stored with every key before
-/// it), in one transaction: expiry, replica count and amount
-/// are refreshed, and so is the size (`update_replicas` corrects it on chain); new files enter as `new` (found by the
-/// scanner); a file closed or cleaned here but alive and unexpired on chain is re-opened (local state repaired, its
-/// pending cleanup cancelled); CIDs that are not CIDs are recorded as invalid.
+/// Scanned files and the scan cursor (when given: the last key stored with every key before it), in one
+/// transaction: expiry, replica count and amount are refreshed, and so is the size (`update_replicas` corrects it on
+/// chain); new files enter as `new` (found by the scanner); a file closed or cleaned here but alive and unexpired on
+/// chain is re-opened (local state repaired, its pending cleanup cancelled); CIDs that are not CIDs are recorded as
+/// invalid. Files not yet known are `COPY`ed in, which costs PostgreSQL about a fifth less than the upsert (rows go in
+/// by pages, without a speculative insertion each); if the indexer inserts one of them meanwhile, the write is
+/// rolled back by the unique key and done again as upserts only.
 pub fn upsert_scanned(
     conn: &mut PgConnection,
     rows: &[crate::chain::ScannedFile],
@@ -761,70 +763,40 @@ pub fn upsert_scanned(
     cursor_key: Option<&str>,
     round: i64,
 ) -> Result<usize, DbError> {
-    use diesel::sql_types::{Array, Int4, Int8};
-    conn.transaction(|conn| {
-        let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
-        let sizes: Vec<i64> = rows.iter().map(|r| i64::try_from(r.size).unwrap_or(i64::MAX)).collect();
-        let amounts: Vec<BigDecimal> = rows.iter().map(|r| BigDecimal::from(r.amount)).collect();
-        let expiries: Vec<i64> = rows.iter().map(|r| i64::from(r.expired_at)).collect();
-        let replicas: Vec<i32> = rows
-            .iter()
-            .map(|r| i32::try_from(r.replicas).unwrap_or(i32::MAX))
-            .collect();
-        // One statement: the upsert, then (from its own returned rows, with no second lookup of each CID) the
-        // pending deletions of files it re-opened, which must not run. A file closed or cleaned here but alive on
-        // chain is such a file.
-        #[derive(QueryableByName)]
-        struct Upserted {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
+    use diesel::result::{DatabaseErrorKind, Error};
+    match write_scanned(conn, rows, invalid, cursor_key, round, true) {
+        Err(DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info))) => {
+            log::debug!(target: "smanager::scanner", "a scanned file was inserted meanwhile ({}); writing the page as upserts", info.message());
+            write_scanned(conn, rows, invalid, cursor_key, round, false)
         }
-        let n = diesel::sql_query(
-            "WITH up AS (
-             INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
-               SELECT cid, size, amount, expired, replicas, TRUE, 'new'
-                 FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int4[])
-                      AS t(cid, size, amount, expired, replicas)
-               ON CONFLICT (cid) DO UPDATE SET
-                 amount = EXCLUDED.amount,
-                 expired_at = EXCLUDED.expired_at,
-                 replicas = EXCLUDED.replicas,
-                 seen_by_scan = TRUE,
-                 size_bytes = EXCLUDED.size_bytes,
-                 status = CASE WHEN (files.status IN ('closed', 'cleaned')
-                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'new'::file_status ELSE files.status END,
-                 status_reason = CASE WHEN (files.status IN ('closed', 'cleaned')
-                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'alive on chain (scan)' ELSE files.status_reason END,
-                 attempts = CASE WHEN (files.status IN ('closed', 'cleaned')
-                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 0 ELSE files.attempts END,
-                 pursued_since = CASE WHEN (files.status IN ('closed', 'cleaned')
-                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() ELSE files.pursued_since END,
-                 updated_at = CASE WHEN (files.status IN ('closed', 'cleaned')
-                                AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
-                                     (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
-                                        IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
-                                    OR files.size_bytes <> EXCLUDED.size_bytes
-                                   THEN now() ELSE files.updated_at END
-             RETURNING cid, status, status_reason),
-             cancelled AS (
-               UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
-                WHERE status = 'pending'
-                  AND cid IN (SELECT cid FROM up WHERE status = 'new' AND status_reason = 'alive on chain (scan)'))
-             -- PostgreSQL runs every data-modifying WITH statement to completion, read or not.
-             SELECT count(*) AS n FROM up",
-        )
-        .bind::<Array<Text>, _>(&cids)
-        .bind::<Array<Int8>, _>(&sizes)
-        .bind::<Array<Numeric>, _>(&amounts)
-        .bind::<Array<Int8>, _>(&expiries)
-        .bind::<Array<Int4>, _>(&replicas)
-        .get_result::<Upserted>(conn)?
-        .n;
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        r => r,
+    }
+}
+
+/// One attempt of [`upsert_scanned`]: with `copy_new`, files not yet known are copied in and the rest upserted;
+/// without, every file is upserted.
+fn write_scanned(
+    conn: &mut PgConnection,
+    rows: &[crate::chain::ScannedFile],
+    invalid: &[(String, String)],
+    cursor_key: Option<&str>,
+    round: i64,
+    copy_new: bool,
+) -> Result<usize, DbError> {
+    conn.transaction(|conn| {
+        let (fresh, known): (Vec<&crate::chain::ScannedFile>, Vec<&crate::chain::ScannedFile>) = if copy_new {
+            let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
+            let present: std::collections::HashSet<String> = files::table
+                .filter(files::cid.eq_any(&cids))
+                .select(files::cid)
+                .load::<String>(conn)?
+                .into_iter()
+                .collect();
+            rows.iter().partition(|r| !present.contains(&r.cid))
+        } else {
+            (Vec::new(), rows.iter().collect())
+        };
+        let n = copy_scanned(conn, &fresh)? + upsert_known_scanned(conn, &known)?;
         for (raw, reason) in invalid {
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
         }
@@ -833,6 +805,121 @@ pub fn upsert_scanned(
         }
         Ok(n)
     })
+}
+
+/// Copies scanned files known not to be in `files` yet, as `new` files found by the scanner.
+fn copy_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) -> Result<usize, DbError> {
+    use std::io::Write as _;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut text = Vec::with_capacity(rows.len() * 96);
+    for r in rows {
+        // COPY's text format: a CID never holds these, but a backslash, tab or line break must not split a row.
+        let cid = r
+            .cid
+            .replace('\\', "\\\\")
+            .replace('\t', "\\t")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
+        writeln!(
+            text,
+            "{cid}\t{}\t{}\t{}\t{}\tt\tnew",
+            i64::try_from(r.size).unwrap_or(i64::MAX),
+            r.amount,
+            r.expired_at,
+            i32::try_from(r.replicas).unwrap_or(i32::MAX)
+        )
+        .map_err(|e| DbError::Invalid(e.to_string()))?;
+    }
+    let n = diesel::copy_from(files::table)
+        .from_raw_data(
+            (
+                files::cid,
+                files::size_bytes,
+                files::amount,
+                files::expired_at,
+                files::replicas,
+                files::seen_by_scan,
+                files::status,
+            ),
+            |w| {
+                w.write_all(&text)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+            },
+        )
+        .execute(conn)?;
+    Ok(n)
+}
+
+/// Multi-row upsert of scanned files (those already known, on the copying path): see [`upsert_scanned`].
+fn upsert_known_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) -> Result<usize, DbError> {
+    use diesel::sql_types::{Array, Int4, Int8};
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
+    let sizes: Vec<i64> = rows.iter().map(|r| i64::try_from(r.size).unwrap_or(i64::MAX)).collect();
+    let amounts: Vec<BigDecimal> = rows.iter().map(|r| BigDecimal::from(r.amount)).collect();
+    let expiries: Vec<i64> = rows.iter().map(|r| i64::from(r.expired_at)).collect();
+    let replicas: Vec<i32> = rows
+        .iter()
+        .map(|r| i32::try_from(r.replicas).unwrap_or(i32::MAX))
+        .collect();
+    // One statement: the upsert, then (from its own returned rows, with no second lookup of each CID) the
+    // pending deletions of files it re-opened, which must not run. A file closed or cleaned here but alive on
+    // chain is such a file.
+    #[derive(QueryableByName)]
+    struct Upserted {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let n = diesel::sql_query(
+        "WITH up AS (
+         INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
+           SELECT cid, size, amount, expired, replicas, TRUE, 'new'
+             FROM UNNEST($1::text[], $2::int8[], $3::numeric[], $4::int8[], $5::int4[])
+                  AS t(cid, size, amount, expired, replicas)
+           ON CONFLICT (cid) DO UPDATE SET
+             amount = EXCLUDED.amount,
+             expired_at = EXCLUDED.expired_at,
+             replicas = EXCLUDED.replicas,
+             seen_by_scan = TRUE,
+             size_bytes = EXCLUDED.size_bytes,
+             status = CASE WHEN (files.status IN ('closed', 'cleaned')
+                            AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                 (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'new'::file_status ELSE files.status END,
+             status_reason = CASE WHEN (files.status IN ('closed', 'cleaned')
+                            AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                 (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 'alive on chain (scan)' ELSE files.status_reason END,
+             attempts = CASE WHEN (files.status IN ('closed', 'cleaned')
+                            AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                 (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN 0 ELSE files.attempts END,
+             pursued_since = CASE WHEN (files.status IN ('closed', 'cleaned')
+                            AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                 (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() ELSE files.pursued_since END,
+             updated_at = CASE WHEN (files.status IN ('closed', 'cleaned')
+                            AND (EXCLUDED.expired_at = 0 OR EXCLUDED.expired_at > COALESCE(
+                                 (SELECT block_number FROM chain_cursors WHERE name = 'indexer'), 0))) THEN now() WHEN (files.amount, files.expired_at, files.replicas, files.seen_by_scan)
+                                    IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
+                                OR files.size_bytes <> EXCLUDED.size_bytes
+                               THEN now() ELSE files.updated_at END
+         RETURNING cid, status, status_reason),
+         cancelled AS (
+           UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
+            WHERE status = 'pending'
+              AND cid IN (SELECT cid FROM up WHERE status = 'new' AND status_reason = 'alive on chain (scan)'))
+         -- PostgreSQL runs every data-modifying WITH statement to completion, read or not.
+         SELECT count(*) AS n FROM up",
+    )
+    .bind::<Array<Text>, _>(&cids)
+    .bind::<Array<Int8>, _>(&sizes)
+    .bind::<Array<Numeric>, _>(&amounts)
+    .bind::<Array<Int8>, _>(&expiries)
+    .bind::<Array<Int4>, _>(&replicas)
+    .get_result::<Upserted>(conn)?
+    .n;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A block that cannot be decoded after retries: recorded (`kv_state.undecodable_blocks`, logged by the caller) and
