@@ -265,3 +265,54 @@ fn a_file_the_indexer_inserts_while_the_scan_copies_it_is_upserted_instead() {
     let cursor = state::cursor(&mut c, state::SCANNER_CURSOR).expect("cursor");
     assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x01"));
 }
+
+/// A re-scan that finds a file's chain facts unchanged does not rewrite its row (a rewrite is a new tuple and an
+/// entry in every index of `files`); a change of any fact, or a closed file, is still written.
+#[test]
+fn a_rescan_leaves_unchanged_files_untouched() {
+    use smanager::chain::ScannedFile;
+    use smanager::db::files as dbfiles;
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
+    let file = |amount: u128| ScannedFile {
+        cid: cid.to_string(),
+        size: 4096,
+        expired_at: 900_000,
+        amount,
+        replicas: 3,
+    };
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        xmin: String,
+    }
+    let version = |c: &mut diesel::PgConnection| {
+        diesel::sql_query("SELECT xmin::text AS xmin FROM files WHERE cid = $1")
+            .bind::<diesel::sql_types::Text, _>(cid)
+            .get_result::<Version>(c)
+            .expect("row")
+    };
+    assert_eq!(
+        dbfiles::upsert_scanned(&mut c, &[file(5)], &[], Some("0x01"), 0).expect("first"),
+        1
+    );
+    let first = version(&mut c);
+    assert_eq!(
+        dbfiles::upsert_scanned(&mut c, &[file(5)], &[], Some("0x02"), 0).expect("again"),
+        1
+    );
+    assert_eq!(version(&mut c), first, "an unchanged file was rewritten");
+    dbfiles::upsert_scanned(&mut c, &[file(6)], &[], Some("0x03"), 0).expect("changed");
+    let changed = version(&mut c);
+    assert_ne!(changed, first, "a changed amount was not written");
+    let amount: bigdecimal::BigDecimal = files::table
+        .find(cid)
+        .select(files::amount)
+        .first(&mut c)
+        .expect("amount");
+    assert_eq!(amount, bigdecimal::BigDecimal::from(6));
+    // The cursor moved with every write, rewritten or not.
+    let cursor = state::cursor(&mut c, state::SCANNER_CURSOR).expect("cursor");
+    assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x03"));
+}

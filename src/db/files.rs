@@ -753,7 +753,8 @@ pub fn recent_failures(conn: &mut PgConnection, limit: i64) -> Result<Vec<File>,
 /// transaction: expiry, replica count and amount are refreshed, and so is the size (`update_replicas` corrects it on
 /// chain); new files enter as `new` (found by the scanner); a file closed or cleaned here but alive and unexpired on
 /// chain is re-opened (local state repaired, its pending cleanup cancelled); CIDs that are not CIDs are recorded as
-/// invalid. Files not yet known are `COPY`ed in, which costs PostgreSQL about a fifth less than the upsert (rows go in
+/// invalid. A known file whose chain facts did not change is left as it is (a re-scan of an unchanged map writes
+/// nothing). Files not yet known are `COPY`ed in, which costs PostgreSQL about a fifth less than the upsert (rows go in
 /// by pages, without a speculative insertion each); if the indexer inserts one of them meanwhile, the write is
 /// rolled back by the unique key and done again as upserts only.
 pub fn upsert_scanned(
@@ -869,12 +870,9 @@ fn upsert_known_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedF
     // One statement: the upsert, then (from its own returned rows, with no second lookup of each CID) the
     // pending deletions of files it re-opened, which must not run. A file closed or cleaned here but alive on
     // chain is such a file.
-    #[derive(QueryableByName)]
-    struct Upserted {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let n = diesel::sql_query(
+    // A file whose chain facts did not change is not rewritten: every row rewritten would be a new tuple with an
+    // entry in each index, so a re-scan of an unchanged map would cost as much as the first scan and bloat `files`.
+    diesel::sql_query(
         "WITH up AS (
          INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
            SELECT cid, size, amount, expired, replicas, TRUE, 'new'
@@ -904,6 +902,9 @@ fn upsert_known_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedF
                                     IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE)
                                 OR files.size_bytes <> EXCLUDED.size_bytes
                                THEN now() ELSE files.updated_at END
+           WHERE files.status IN ('closed', 'cleaned')
+              OR (files.amount, files.expired_at, files.replicas, files.seen_by_scan, files.size_bytes)
+                 IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.expired_at, EXCLUDED.replicas, TRUE, EXCLUDED.size_bytes)
          RETURNING cid, status, status_reason),
          cancelled AS (
            UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: alive on chain (scan)', updated_at = now()
@@ -917,9 +918,8 @@ fn upsert_known_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedF
     .bind::<Array<Numeric>, _>(&amounts)
     .bind::<Array<Int8>, _>(&expiries)
     .bind::<Array<Int4>, _>(&replicas)
-    .get_result::<Upserted>(conn)?
-    .n;
-    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    .execute(conn)?;
+    Ok(rows.len())
 }
 
 /// A block that cannot be decoded after retries: recorded (`kv_state.undecodable_blocks`, logged by the caller) and

@@ -52,8 +52,9 @@ const PAGES_PER_READ: i64 = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloorOrder {
     /// The order the indexer wrote them in (the physical order of the freshly written table: the chain's order),
-    /// each chunk (as many rows as the scanner's writes hold, `chain.scanWriteRows`) sorted by key: the best a writer can do that holds at most a chunk of the
-    /// chain's rows at a time, as ours must (memory flat in the number of files). This is the limit.
+    /// each chunk (as many rows as the scanner's writes hold, `chain.scanWriteRows`) sorted by key: the best a
+    /// writer can do that holds at most a chunk of the chain's rows at a time, as ours must (memory flat in the
+    /// number of files). This is the limit.
     Arrival,
     /// The whole table in key order, which only a writer holding every row before writing could feed. Reported
     /// next to the limit, for comparison with earlier reports.
@@ -64,7 +65,8 @@ pub enum FloorOrder {
 struct Source {
     /// The `SELECT` list: a key and the line.
     select: &'static str,
-    /// Keyset pagination in key order: `$1`, `$2` are the last key's parts.
+    /// Keyset pagination in key order: `$1`, `$2` are the last key's parts (`files` has one; its `$2` is only
+    /// typed, since every bound parameter must be).
     after_key: &'static str,
 }
 
