@@ -171,7 +171,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let block_chain_rate = head as f64 / raw_started.elapsed().as_secs_f64();
         let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, head as f64);
         let (floor, key_order_floor) = {
-            let chunk = ChainSettings::default().scan_write_rows as usize;
+            let chunk = bench_settings(&url, &pg.url).chain.scan_write_rows as usize;
             let mut c = db.conn()?;
             (
                 copy_floor(&mut c, true, FloorOrder::Arrival, chunk, &proc_cpu)?,

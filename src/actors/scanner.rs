@@ -53,12 +53,13 @@ fn decode_page(keys_and_values: KeyValues, layout: FileInfoLayout) -> (Vec<Scann
     (rows, invalid)
 }
 
-/// Decoded pages not yet written: their rows and invalid entries, and the last key they cover.
+/// Decoded pages not yet written: their rows and invalid entries, and how many pages they came from (a page whose
+/// entries all vanished meanwhile holds no row, yet the cursor must still pass it).
 #[derive(Default)]
 struct Held {
     rows: Vec<ScannedFile>,
     invalid: Vec<(String, String)>,
-    last_key: Option<String>,
+    pages: usize,
 }
 
 /// One page of keys under `prefix` after `start`, in key order with their values (fetched in batches, in parallel),
@@ -198,8 +199,8 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             };
             let full = all.len() as u32 == cfg.scan_page_size;
             if let Some((last, _)) = all.last() {
-                held.last_key = Some(format!("0x{}", hex::encode(last)));
                 start = Some(last.clone());
+                held.pages += 1;
             }
             let (rows, invalid) = decode_page(all, layout);
             for (raw, why) in &invalid {
@@ -207,20 +208,16 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             }
             held.rows.extend(rows);
             held.invalid.extend(invalid);
-            if held.last_key.is_some()
-                && (held.rows.len() + held.invalid.len() >= cfg.scan_write_rows as usize || !full)
-            {
+            if held.pages > 0 && (held.rows.len() + held.invalid.len() >= cfg.scan_write_rows as usize || !full) {
                 while writing.len() >= SCAN_WRITERS {
                     if let Some((w, key)) = writing.pop_front() {
                         scanned += wrote(w, &peers).await?;
                         stored = Some(key);
                     }
                 }
-                let Held {
-                    mut rows,
-                    invalid,
-                    last_key,
-                } = std::mem::take(&mut held);
+                let Held { mut rows, invalid, .. } = std::mem::take(&mut held);
+                // The write covers every key up to the last page fetched.
+                let last_key = format!("0x{}", hex::encode(start.as_deref().unwrap_or_default()));
                 rows.sort_unstable_by(|a, b| a.cid.cmp(&b.cid));
                 let db = deps.db.clone();
                 let cursor = stored.clone();
@@ -228,7 +225,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                     db.run(move |c| files::upsert_scanned(c, &rows, &invalid, cursor.as_deref(), round))
                         .await
                 });
-                writing.push_back((w, last_key.unwrap_or_default()));
+                writing.push_back((w, last_key));
             }
             if !full {
                 break Ok(());

@@ -816,13 +816,19 @@ fn copy_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) ->
     }
     let mut text = Vec::with_capacity(rows.len() * 96);
     for r in rows {
-        // COPY's text format: a CID never holds these, but a backslash, tab or line break must not split a row.
-        let cid = r
-            .cid
-            .replace('\\', "\\\\")
-            .replace('\t', "\\t")
-            .replace('\n', "\\n")
-            .replace('\r', "\\r");
+        // COPY's text format: a scanned CID is a parsed CID and never holds these, but a backslash, tab or line
+        // break must not split a row.
+        let cid = if r.cid.contains(['\\', '\t', '\n', '\r']) {
+            std::borrow::Cow::Owned(
+                r.cid
+                    .replace('\\', "\\\\")
+                    .replace('\t', "\\t")
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r"),
+            )
+        } else {
+            std::borrow::Cow::Borrowed(r.cid.as_str())
+        };
         writeln!(
             text,
             "{cid}\t{}\t{}\t{}\t{}\tt\tnew",

@@ -63,6 +63,8 @@ pub enum FloorOrder {
 
 /// One table's rows as `COPY` text lines, each with its sort key.
 struct Source {
+    /// The table read.
+    table: &'static str,
     /// The `SELECT` list: a key and the line.
     select: &'static str,
     /// Keyset pagination in key order: `$1`, `$2` are the last key's parts (`files` has one; its `$2` is only
@@ -71,12 +73,14 @@ struct Source {
 }
 
 const FILES: Source = Source {
+    table: "files",
     select: "SELECT cid AS k1, '' AS k2, concat_ws(E'\\t', cid, size_bytes, tips, amount, expired_at, replicas, \
              COALESCE(first_seen_block::text, '\\N')) AS line FROM files",
     after_key: "WHERE cid > $1 AND $2::text IS NOT NULL ORDER BY cid",
 };
 
 const OWNERS: Source = Source {
+    table: "file_owners",
     select: "SELECT cid AS k1, owner AS k2, concat_ws(E'\\t', cid, owner, orders, first_block, last_block) AS line \
              FROM file_owners",
     after_key: "WHERE (cid, owner) > ($1, $2) ORDER BY cid, owner",
@@ -92,16 +96,16 @@ struct Line {
     line: String,
 }
 
-/// Calls `copy` with every row of `src` as chunks of sorted lines, in `order`.
+/// Calls `copy` with every row of `src` as chunks of at most `chunk` lines, each sorted by key, in `order`.
 fn chunks(
     conn: &mut PgConnection,
     src: &Source,
-    table: &str,
     order: FloorOrder,
     chunk: usize,
     mut copy: impl FnMut(&mut PgConnection, &[Line]) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
     use diesel::sql_types::{BigInt, Text};
+    let chunk = chunk.max(1);
     match order {
         FloorOrder::KeyOrder => {
             let mut after = (String::new(), String::new());
@@ -122,11 +126,13 @@ fn chunks(
                 n: i64,
             }
             let pages = diesel::sql_query(format!(
-                "SELECT (pg_relation_size('{table}') / current_setting('block_size')::int)::int8 AS n"
+                "SELECT (pg_relation_size('{}') / current_setting('block_size')::int)::int8 AS n",
+                src.table
             ))
             .get_result::<Pages>(conn)?
             .n;
-            let mut held: Vec<Line> = Vec::with_capacity(chunk + 1024);
+            let by_key = |a: &Line, b: &Line| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2));
+            let mut held: Vec<Line> = Vec::new();
             let mut page = 0;
             while page < pages {
                 let read: Vec<Line> = diesel::sql_query(format!(
@@ -138,15 +144,11 @@ fn chunks(
                 .load(conn)?;
                 held.extend(read);
                 page += PAGES_PER_READ;
-                if held.len() >= chunk || page >= pages {
-                    let mut chunk: Vec<Line> = held.drain(..held.len().min(chunk)).collect();
-                    chunk.sort_unstable_by(|a, b| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2)));
-                    copy(conn, &chunk)?;
+                while held.len() >= chunk || (page >= pages && !held.is_empty()) {
+                    let mut next: Vec<Line> = held.drain(..held.len().min(chunk)).collect();
+                    next.sort_unstable_by(by_key);
+                    copy(conn, &next)?;
                 }
-            }
-            if !held.is_empty() {
-                held.sort_unstable_by(|a, b| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2)));
-                copy(conn, &held)?;
             }
         }
     }
@@ -154,8 +156,8 @@ fn chunks(
 }
 
 /// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks of
-/// `chunk` rows (the read is bounded by it too) fed in `order`, and times the copies. `process_cpu` gives a local process's CPU time so far, by pid: it is read
-/// around each `COPY` for the connection's server process. The copies are dropped afterwards.
+/// `chunk` rows fed in `order`, and times the copies. `process_cpu` gives a local process's CPU time so far, by
+/// pid: it is read around each `COPY` for the connection's server process. The copies are dropped afterwards.
 pub fn copy_floor(
     conn: &mut PgConnection,
     owners: bool,
@@ -204,13 +206,13 @@ pub fn copy_floor(
         Ok(n as u64)
     };
     let mut file_rows = 0;
-    chunks(conn, &FILES, "files", order, chunk, |c, rows| {
+    chunks(conn, &FILES, order, chunk, |c, rows| {
         file_rows += timed(c, rows, false)?;
         Ok(())
     })?;
     let mut owner_rows = 0;
     if owners {
-        chunks(conn, &OWNERS, "file_owners", order, chunk, |c, rows| {
+        chunks(conn, &OWNERS, order, chunk, |c, rows| {
             owner_rows += timed(c, rows, true)?;
             Ok(())
         })?;
