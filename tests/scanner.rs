@@ -316,3 +316,76 @@ fn a_rescan_leaves_unchanged_files_untouched() {
     let cursor = state::cursor(&mut c, state::SCANNER_CURSOR).expect("cursor");
     assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x03"));
 }
+
+/// Consecutive pages are written together, `chain.scanWriteRows` rows at a time: the rows one transaction wrote
+/// share its `xmin`, so a scan of N files in pages of 100 and writes of 400 shows about N / 400 of them, not N / 100.
+#[actix_rt::test]
+async fn a_scan_writes_its_pages_in_batches_of_scan_write_rows() {
+    let t = TestDb::migrated();
+    let chain = DevChain::start(
+        ChainConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            block_ms: 0,
+            scenario: ScenarioConfig {
+                seed: 5,
+                ..Default::default()
+            },
+            group: GroupSpec {
+                owner: account("owner"),
+                members: vec![account("m0")],
+            },
+            prefill: 1500,
+        },
+        Arc::new(ContentStore::new()),
+    )
+    .await
+    .expect("chain");
+    let on_chain = chain.with_state(|s| s.files.len()).unwrap_or_default();
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_page_size = 100;
+    settings.chain.scan_batch_size = 50;
+    settings.chain.scan_write_rows = 400;
+    settings.chain.scan_cooldown_secs = 3600;
+    let deps = Deps {
+        db: t.db(),
+        chain: smanager::chain::client::connect(&settings.chain),
+        settings: Rc::new(settings),
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/scanner".into(),
+    };
+    // The scanner alone: no other actor rewrites the rows it wrote.
+    let scan = actix_rt::spawn(smanager::actors::scanner::run(deps, Rc::new(Default::default())));
+    eventually(60, "round complete", || {
+        let done = state::cursor(&mut t.conn(), state::SCANNER_CURSOR)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.scan_round >= 1);
+        async move { done.then_some(()) }
+    })
+    .await;
+    scan.abort();
+    chain.stop().await;
+
+    #[derive(QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        files: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        writes: i64,
+    }
+    let n = diesel::sql_query(
+        "SELECT count(*) AS files, count(DISTINCT xmin::text) AS writes FROM files WHERE seen_by_scan",
+    )
+    .get_result::<Counts>(&mut t.conn())
+    .expect("counts");
+    assert_eq!(n.files as usize, on_chain, "every FilesV2 entry stored");
+    let most = on_chain.div_ceil(400) as i64 + 1;
+    assert!(
+        (1..=most).contains(&n.writes),
+        "{} files written by {} transactions, expected at most {most}",
+        n.files,
+        n.writes
+    );
+}
