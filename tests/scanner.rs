@@ -58,15 +58,14 @@ impl ChainSource for Recording {
     }
 }
 
-#[actix_rt::test]
-async fn full_scan_and_resume_from_cursor() {
-    let t = TestDb::migrated();
-    let chain = DevChain::start(
+/// A devnet chain with `prefill` FilesV2 entries at genesis.
+async fn prefilled_chain(seed: u64, prefill: u64) -> DevChain {
+    DevChain::start(
         ChainConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             block_ms: 0,
             scenario: ScenarioConfig {
-                seed: 4,
+                seed,
                 order_rate: 2.0,
                 ..Default::default()
             },
@@ -74,35 +73,52 @@ async fn full_scan_and_resume_from_cursor() {
                 owner: account("owner"),
                 members: vec![account("m0")],
             },
-            prefill: 3000,
+            prefill,
         },
         Arc::new(ContentStore::new()),
     )
     .await
-    .expect("chain");
+    .expect("chain")
+}
+
+/// Settings that scan `chain` in pages of 100, `write_rows` rows per write, one round an hour.
+fn scan_settings(t: &TestDb, chain: &DevChain, write_rows: u32) -> smanager::config::Settings {
+    let mut settings = t.app_settings();
+    settings.chain.end_point = chain.ws_url();
+    settings.chain.scan_page_size = 100;
+    settings.chain.scan_write_rows = write_rows;
+    settings.chain.scan_batch_size = 30;
+    settings.chain.scan_cooldown_secs = 3600;
+    settings
+}
+
+/// The actors' dependencies with `chain`; IPFS and the sWorker are unreachable (the scanner needs neither).
+fn deps(t: &TestDb, settings: smanager::config::Settings, chain: Rc<dyn ChainSource>) -> Deps {
+    Deps {
+        db: t.db(),
+        settings: Rc::new(settings),
+        chain,
+        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
+        holder: "test/scanner".into(),
+    }
+}
+
+#[actix_rt::test]
+async fn full_scan_and_resume_from_cursor() {
+    let t = TestDb::migrated();
+    let chain = prefilled_chain(4, 3000).await;
     for _ in 0..5 {
         chain.produce_block();
     }
     let expected = chain.with_state(|s| s.files.clone()).unwrap_or_default();
-    let mut settings = t.app_settings();
-    settings.chain.end_point = chain.ws_url();
-    settings.chain.scan_page_size = 100;
     // Two pages per write, so the cursor moves many times in one round.
-    settings.chain.scan_write_rows = 200;
-    settings.chain.scan_batch_size = 30;
-    settings.chain.scan_cooldown_secs = 3600;
+    let settings = scan_settings(&t, &chain, 200);
     let recording = Rc::new(Recording {
         inner: smanager::chain::client::connect(&settings.chain),
         starts: RefCell::new(Vec::new()),
     });
-    let peers = actors::start(Deps {
-        db: t.db(),
-        settings: Rc::new(settings),
-        chain: recording.clone(),
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/scanner".into(),
-    });
+    let peers = actors::start(deps(&t, settings, recording.clone()));
     let cursor = |t: &TestDb| {
         let mut c = t.conn();
         state::cursor(&mut c, state::SCANNER_CURSOR).ok().flatten()
@@ -322,41 +338,15 @@ fn a_rescan_leaves_unchanged_files_untouched() {
 #[actix_rt::test]
 async fn a_scan_writes_its_pages_in_batches_of_scan_write_rows() {
     let t = TestDb::migrated();
-    let chain = DevChain::start(
-        ChainConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            block_ms: 0,
-            scenario: ScenarioConfig {
-                seed: 5,
-                ..Default::default()
-            },
-            group: GroupSpec {
-                owner: account("owner"),
-                members: vec![account("m0")],
-            },
-            prefill: 1500,
-        },
-        Arc::new(ContentStore::new()),
-    )
-    .await
-    .expect("chain");
+    let chain = prefilled_chain(5, 1500).await;
     let on_chain = chain.with_state(|s| s.files.len()).unwrap_or_default();
-    let mut settings = t.app_settings();
-    settings.chain.end_point = chain.ws_url();
-    settings.chain.scan_page_size = 100;
-    settings.chain.scan_batch_size = 50;
-    settings.chain.scan_write_rows = 400;
-    settings.chain.scan_cooldown_secs = 3600;
-    let deps = Deps {
-        db: t.db(),
-        chain: smanager::chain::client::connect(&settings.chain),
-        settings: Rc::new(settings),
-        ipfs: Rc::new(KuboClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        sworker: Rc::new(SworkerClient::new("http://127.0.0.1:9", Duration::from_secs(1))),
-        holder: "test/scanner".into(),
-    };
+    let settings = scan_settings(&t, &chain, 400);
+    let client = smanager::chain::client::connect(&settings.chain);
     // The scanner alone: no other actor rewrites the rows it wrote.
-    let scan = actix_rt::spawn(smanager::actors::scanner::run(deps, Rc::new(Default::default())));
+    let scan = actix_rt::spawn(smanager::actors::scanner::run(
+        deps(&t, settings, client),
+        Rc::new(Default::default()),
+    ));
     eventually(60, "round complete", || {
         let done = state::cursor(&mut t.conn(), state::SCANNER_CURSOR)
             .ok()
