@@ -453,6 +453,65 @@ fn orders_and_closes_of_one_cid_keep_chain_order_within_a_run() {
     assert_counts_exact(&mut c);
 }
 
+#[test]
+fn files_ordered_then_closed_in_later_blocks_are_written_once_per_kind() {
+    // A catch-up is full of files ordered and closed some blocks later. Those closes follow their orders in chain
+    // order, so the run's orders are written together and then its closes: one statement of each kind, not one
+    // per block. Each `files` statement leaves its own rows in `file_count_deltas`, which counts them.
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let cid = |i: u64| format!("QmOrderedThenClosed{i:027}");
+    let blocks: Vec<IndexedBlock> = (1..=40u64)
+        .map(|n| {
+            let mut events = vec![order(&cid(n), 100, 1, "alice")];
+            if n > 1 {
+                events.push(ChainEvent::Closed {
+                    cid: cid(n - 1),
+                    reason: CloseReason::Closed,
+                });
+            }
+            IndexedBlock {
+                number: n,
+                hash: format!("0x{n:02x}"),
+                timestamp_ms: None,
+                events,
+            }
+        })
+        .collect();
+    let deltas = |c: &mut PgConnection| -> i64 {
+        diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT count(*) FROM file_count_deltas")
+            .get_result(c)
+            .expect("deltas")
+    };
+    let before = deltas(&mut c);
+    let out = smanager::db::files::apply_blocks(&mut c, &blocks).expect("apply");
+    assert_eq!(out.iter().map(|o| o.ordered).sum::<usize>(), 40);
+    assert_eq!(out.iter().map(|o| o.closed).sum::<usize>(), 39);
+    // One insert (new files) and one update (new to closed, two groups): three rows. Writing the run in pieces
+    // leaves rows for every piece (22 when each close wrote the orders gathered before it).
+    let written = deltas(&mut c) - before;
+    assert!(written <= 3, "{written} count rows: the run was written in pieces");
+    let closed: i64 = files::table
+        .filter(files::status.eq(FileStatus::Closed))
+        .count()
+        .get_result(&mut c)
+        .expect("closed");
+    assert_eq!(closed, 39);
+    let live: String = files::table
+        .filter(files::status.eq(FileStatus::New))
+        .select(files::cid)
+        .first(&mut c)
+        .expect("the last file stays live");
+    assert_eq!(live, cid(40));
+    let pending: i64 = cleanups::table
+        .filter(cleanups::status.eq(CleanupStatus::Pending))
+        .count()
+        .get_result(&mut c)
+        .expect("cleanups");
+    assert_eq!(pending, 39);
+    assert_counts_exact(&mut c);
+}
+
 #[derive(QueryableByName)]
 struct PlanLine {
     #[diesel(sql_type = diesel::sql_types::Text)]

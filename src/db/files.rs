@@ -44,10 +44,10 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
         let mut outcomes: Vec<BlockOutcome> = Vec::with_capacity(blocks.len());
         let mut last = None;
         // Orders and closes are gathered and written set-wise (a few statements per kind for the whole run), across
-        // blocks. Writes on different CIDs commute, so a gathered event waits only while nothing touches its CID;
-        // an order after a close of the same CID (or the reverse) writes what was gathered first, so every CID sees
-        // its events in chain order. Refreshes and bad data are rare: they write everything gathered, then
-        // themselves.
+        // blocks: orders first, then closes. Writes on different CIDs commute, and a CID ordered then closed sees
+        // its events in chain order that way; only an order after a close of the same CID writes what was gathered
+        // first (a catch-up is full of files ordered and later closed, and rarely of files ordered again). Refreshes
+        // and bad data are rare: they write everything gathered, then themselves.
         let mut run = Gathered::default();
         for block in blocks {
             let number = block_i64(block.number)?;
@@ -73,16 +73,12 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
                 match event {
                     ChainEvent::Ordered(order) => {
                         if run.closed_cids.contains(order.cid.as_str()) {
-                            run.write_closes(conn, &mut outcomes)?;
+                            run.write_all(conn, &mut outcomes)?;
                         }
                         run.orders.push((order, number));
-                        run.ordered_cids.insert(order.cid.as_str());
                         outcomes[at].ordered += 1;
                     }
                     ChainEvent::Closed { cid, reason } => {
-                        if run.ordered_cids.contains(cid.as_str()) {
-                            run.write_orders(conn)?;
-                        }
                         run.closes.push((cid.as_str(), reason.as_str(), at));
                         run.closed_cids.insert(cid.as_str());
                     }
@@ -117,34 +113,23 @@ pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<
     })
 }
 
-/// Orders and closes gathered for set-wise writing, with the CIDs each holds (an event on a CID the other kind
-/// holds must wait until that kind is written).
+/// Orders and closes gathered for set-wise writing, with the CIDs the closes hold (an order on one of them must
+/// wait until they are written).
 #[derive(Default)]
 struct Gathered<'a> {
     orders: Vec<(&'a FileOrder, i64)>,
-    ordered_cids: std::collections::HashSet<&'a str>,
     /// (CID, reason, index of the block's outcome).
     closes: Vec<(&'a str, &'a str, usize)>,
     closed_cids: std::collections::HashSet<&'a str>,
 }
 
 impl Gathered<'_> {
-    fn write_orders(&mut self, conn: &mut PgConnection) -> Result<(), DbError> {
+    /// Orders before closes: every gathered order of a CID came before its gathered closes.
+    fn write_all(&mut self, conn: &mut PgConnection, outcomes: &mut [BlockOutcome]) -> Result<(), DbError> {
         upsert_orders(conn, &std::mem::take(&mut self.orders))?;
-        self.ordered_cids.clear();
-        Ok(())
-    }
-
-    fn write_closes(&mut self, conn: &mut PgConnection, outcomes: &mut [BlockOutcome]) -> Result<(), DbError> {
         close_files(conn, &std::mem::take(&mut self.closes), outcomes)?;
         self.closed_cids.clear();
         Ok(())
-    }
-
-    /// Both kinds commute with each other (no CID in both), so their order does not matter.
-    fn write_all(&mut self, conn: &mut PgConnection, outcomes: &mut [BlockOutcome]) -> Result<(), DbError> {
-        self.write_orders(conn)?;
-        self.write_closes(conn, outcomes)
     }
 }
 
