@@ -18,7 +18,7 @@ struct Line {
 fn schema_dump(conn: &mut PgConnection) -> Vec<String> {
     let q = "
         SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || udt_name || ' null=' ||
-               is_nullable || ' default=' || coalesce(column_default, '') AS line
+               is_nullable || ' default=' || coalesce(column_default, '') || ' collation=' || coalesce(collation_name, '') AS line
           FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations'
         UNION ALL
         SELECT 'index ' || indexdef FROM pg_indexes
@@ -113,4 +113,83 @@ fn pursued_since_is_backfilled_from_created_at() {
         .get_result(&mut conn)
         .expect("row");
     assert!(r.same);
+}
+
+#[test]
+fn cid_columns_compare_bytewise_and_keep_their_rows() {
+    use diesel::connection::SimpleConnection;
+    use diesel_migrations::MigrationHarness;
+    let t = TestDb::empty();
+    let mut conn = t.conn();
+    while conn
+        .pending_migrations(db::MIGRATIONS)
+        .expect("pending")
+        .first()
+        .is_some_and(|m| !m.name().to_string().contains("cid_collation"))
+    {
+        conn.run_next_migration(db::MIGRATIONS).expect("earlier migration");
+    }
+    conn.batch_execute(
+        "INSERT INTO files (cid) VALUES ('QmKept');
+         INSERT INTO file_owners (cid, owner, first_block, last_block) VALUES ('QmKept', 'cTowner', 1, 1);
+         INSERT INTO pins (cid, lane, size_bytes) VALUES ('QmKept', 'small', 1);
+         INSERT INTO cleanups (cid, reason) VALUES ('QmKept', 'closed')",
+    )
+    .expect("rows before the migration");
+    db::run_migrations(&mut conn).expect("the collation migration");
+
+    #[derive(QueryableByName)]
+    struct Col {
+        #[diesel(sql_type = Text)]
+        col: String,
+        #[diesel(sql_type = Text)]
+        collation: String,
+    }
+    let cols: Vec<Col> = diesel::sql_query(
+        "SELECT table_name || '.' || column_name AS col, coalesce(collation_name, '') AS collation
+           FROM information_schema.columns
+          WHERE table_schema = 'public' AND column_name IN ('cid', 'owner') ORDER BY 1",
+    )
+    .load(&mut conn)
+    .expect("columns");
+    let cols: Vec<(String, String)> = cols.into_iter().map(|c| (c.col, c.collation)).collect();
+    let want: Vec<(String, String)> = [
+        "cleanups.cid",
+        "file_owners.cid",
+        "file_owners.owner",
+        "files.cid",
+        "pins.cid",
+    ]
+    .iter()
+    .map(|c| (c.to_string(), "C".to_string()))
+    .collect();
+    assert_eq!(cols, want);
+
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let n: N = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM files WHERE cid = 'QmKept') + (SELECT count(*) FROM file_owners WHERE cid = 'QmKept')
+              + (SELECT count(*) FROM pins WHERE cid = 'QmKept') + (SELECT count(*) FROM cleanups WHERE cid = 'QmKept') AS n",
+    )
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(n.n, 4, "every row survives the migration");
+    // The foreign keys still hold: an owner of an unknown file is refused, and deleting a file takes its rows along.
+    assert!(diesel::sql_query(
+        "INSERT INTO file_owners (cid, owner, first_block, last_block) VALUES ('QmUnknown', 'cTowner', 1, 1)"
+    )
+    .execute(&mut conn)
+    .is_err());
+    diesel::sql_query("DELETE FROM files WHERE cid = 'QmKept'")
+        .execute(&mut conn)
+        .expect("delete");
+    let n: N = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM file_owners) + (SELECT count(*) FROM pins) + (SELECT count(*) FROM cleanups) AS n",
+    )
+    .get_result(&mut conn)
+    .expect("count");
+    assert_eq!(n.n, 0);
 }
