@@ -512,6 +512,139 @@ fn files_ordered_then_closed_in_later_blocks_are_written_once_per_kind() {
     assert_counts_exact(&mut c);
 }
 
+#[test]
+fn a_file_the_scanner_inserts_while_a_catch_up_copies_it_is_upserted_instead() {
+    // New files are copied in; the scanner inserting one of them meanwhile must cost nothing: the copy is rolled
+    // back to its savepoint and every order of the run is upserted, in the same transaction as the cursor.
+    let t = TestDb::migrated();
+    let mut scanner = t.conn();
+    diesel::sql_query("BEGIN").execute(&mut scanner).expect("begin");
+    diesel::sql_query(
+        "INSERT INTO files (cid, size_bytes, amount, expired_at, replicas, seen_by_scan, status)
+         VALUES ($1, 100, 5, 900000, 3, TRUE, 'new')",
+    )
+    .bind::<diesel::sql_types::Text, _>(CIDS[0])
+    .execute(&mut scanner)
+    .expect("scanned row");
+    let blocks = vec![IndexedBlock {
+        number: 1,
+        hash: "0x01".into(),
+        timestamp_ms: None,
+        events: vec![
+            order(CIDS[0], 100, 7, "alice"),
+            order(CIDS[1], 200, 1, "bob"),
+            order(CIDS[0], 100, 2, "carol"),
+        ],
+    }];
+    let catch_up = {
+        let mut c = t.conn();
+        std::thread::spawn(move || smanager::db::files::apply_blocks(&mut c, &blocks))
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result(&mut t.conn())
+        .unwrap_or(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the catch-up's copy never waited for the scanned row"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    diesel::sql_query("COMMIT").execute(&mut scanner).expect("commit");
+    let out = catch_up.join().expect("catch-up thread").expect("the catch-up's write");
+    assert_eq!(out[0].ordered, 3);
+
+    let mut c = t.conn();
+    let rows: Vec<(String, bool, bool, bigdecimal::BigDecimal, i64)> = files::table
+        .select((
+            files::cid,
+            files::seen_by_event,
+            files::seen_by_scan,
+            files::tips,
+            files::expired_at,
+        ))
+        .order(files::cid)
+        .load(&mut c)
+        .expect("files");
+    let by_cid: std::collections::HashMap<_, _> = rows.into_iter().map(|r| (r.0.clone(), r)).collect();
+    let scanned = &by_cid[CIDS[0]];
+    assert!(scanned.1 && scanned.2, "the scanned row gains its orders: {scanned:?}");
+    assert_eq!(
+        (scanned.3.clone(), scanned.4),
+        (bigdecimal::BigDecimal::from(9), 900_000)
+    );
+    assert_eq!(by_cid[CIDS[1]].3, bigdecimal::BigDecimal::from(1));
+    let owners: i64 = file_owners::table.count().get_result(&mut c).expect("owners");
+    assert_eq!(owners, 3);
+    let cursor = smanager::db::state::cursor(&mut c, smanager::db::state::INDEXER_CURSOR).expect("cursor");
+    assert_eq!(cursor.and_then(|c| c.block_number), Some(1));
+    assert_counts_exact(&mut c);
+}
+
+#[test]
+fn copied_orders_keep_128_bit_tips_and_every_owner() {
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let blocks = vec![
+        IndexedBlock {
+            number: 1,
+            hash: "0x01".into(),
+            timestamp_ms: None,
+            events: vec![
+                order(CIDS[0], 100, u128::MAX, "alice"),
+                order(CIDS[0], 100, u128::MAX, "alice"),
+                order(CIDS[0], 100, 1, "bob"),
+            ],
+        },
+        IndexedBlock {
+            number: 2,
+            hash: "0x02".into(),
+            timestamp_ms: None,
+            events: vec![order(CIDS[1], 5, 0, "a\tb\\c\nd")],
+        },
+    ];
+    smanager::db::files::apply_blocks(&mut c, &blocks).expect("apply");
+    let tips: bigdecimal::BigDecimal = files::table
+        .find(CIDS[0])
+        .select(files::tips)
+        .first(&mut c)
+        .expect("file");
+    let max = bigdecimal::BigDecimal::from(u128::MAX);
+    assert_eq!(tips, &max + &max + bigdecimal::BigDecimal::from(1));
+    let owners: Vec<(String, String, i32, i64, i64)> = file_owners::table
+        .select((
+            file_owners::cid,
+            file_owners::owner,
+            file_owners::orders,
+            file_owners::first_block,
+            file_owners::last_block,
+        ))
+        .order((file_owners::cid, file_owners::owner))
+        .load(&mut c)
+        .expect("owners");
+    assert_eq!(
+        owners,
+        vec![
+            (CIDS[0].to_string(), "alice".to_string(), 2, 1, 1),
+            (CIDS[0].to_string(), "bob".to_string(), 1, 1, 1),
+            (CIDS[1].to_string(), "a\tb\\c\nd".to_string(), 1, 2, 2),
+        ]
+    );
+    let blocks_seen: (Option<i64>, Option<i64>) = files::table
+        .find(CIDS[1])
+        .select((files::first_seen_block, files::last_order_block))
+        .first(&mut c)
+        .expect("file");
+    assert_eq!(blocks_seen, (Some(2), Some(2)));
+    assert_counts_exact(&mut c);
+}
+
 #[derive(QueryableByName)]
 struct PlanLine {
     #[diesel(sql_type = diesel::sql_types::Text)]

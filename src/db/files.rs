@@ -213,6 +213,47 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
         w.0 += 1;
         w.2 = *block;
     }
+    // Files not yet known (all of them, in a catch-up of new orders) are copied in with their owners; if the
+    // scanner inserts one of them meanwhile, the copy is rolled back to its savepoint by the unique key and every
+    // order is upserted instead.
+    let all: Vec<&str> = by_cid.keys().copied().collect();
+    let known: std::collections::HashSet<String> = files::table
+        .filter(files::cid.eq_any(&all))
+        .select(files::cid)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    if known.len() < by_cid.len() {
+        let copied = conn.transaction(|conn| {
+            copy_new_orders(
+                conn,
+                by_cid
+                    .iter()
+                    .filter(|(c, _)| !known.contains(**c))
+                    .map(|(c, a)| (*c, a.size, &a.tips, a.first, a.last)),
+                by_owner
+                    .iter()
+                    .filter(|((c, _), _)| !known.contains(*c))
+                    .map(|((c, o), v)| (*c, *o, *v)),
+            )
+        });
+        match copied {
+            Ok(()) => {
+                by_cid.retain(|c, _| known.contains(*c));
+                by_owner.retain(|(c, _), _| known.contains(*c));
+            }
+            Err(DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            ))) => {
+                log::debug!(target: "smanager::indexer", "an ordered file was inserted meanwhile ({}); upserting the orders", info.message());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if by_cid.is_empty() {
+        return Ok(orders.len());
+    }
     let cids: Vec<&str> = by_cid.keys().copied().collect();
     let sizes: Vec<i64> = by_cid.values().map(|v| v.size).collect();
     let tips: Vec<BigDecimal> = by_cid.values().map(|v| v.tips.clone()).collect();
@@ -262,6 +303,57 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
         .bind::<Array<Text>, _>(&cids)
         .execute(conn)?;
     Ok(orders.len())
+}
+
+/// Copies new files (CID, size, tips, first and last order block) and their owners (CID, owner, orders, first and
+/// last block) into `files` and `file_owners`: the CIDs are known not to be there.
+fn copy_new_orders<'a>(
+    conn: &mut PgConnection,
+    new_files: impl Iterator<Item = (&'a str, i64, &'a BigDecimal, i64, i64)>,
+    new_owners: impl Iterator<Item = (&'a str, &'a str, (i32, i64, i64))>,
+) -> Result<(), DbError> {
+    use std::io::Write as _;
+    let mut text = Vec::new();
+    for (cid, size, tips, first, last) in new_files {
+        writeln!(text, "{}\t{size}\t{tips}\tt\t{first}\t{last}\tnew", copy_text(cid))
+            .map_err(|e| DbError::Invalid(e.to_string()))?;
+    }
+    let write = |text: &[u8], w: &mut dyn std::io::Write| {
+        w.write_all(text)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    };
+    diesel::copy_from(files::table)
+        .from_raw_data(
+            (
+                files::cid,
+                files::size_bytes,
+                files::tips,
+                files::seen_by_event,
+                files::first_seen_block,
+                files::last_order_block,
+                files::status,
+            ),
+            |w| write(&text, w),
+        )
+        .execute(conn)?;
+    text.clear();
+    for (cid, owner, (n, first, last)) in new_owners {
+        writeln!(text, "{}\t{}\t{n}\t{first}\t{last}", copy_text(cid), copy_text(owner))
+            .map_err(|e| DbError::Invalid(e.to_string()))?;
+    }
+    diesel::copy_from(file_owners::table)
+        .from_raw_data(
+            (
+                file_owners::cid,
+                file_owners::owner,
+                file_owners::orders,
+                file_owners::first_block,
+                file_owners::last_block,
+            ),
+            |w| write(&text, w),
+        )
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Marks files closed and queues their cleanups, in chain order, in four statements whatever their number. A file
@@ -793,6 +885,21 @@ fn write_scanned(
     })
 }
 
+/// A value in `COPY`'s text format: a CID or an address never holds a backslash, tab or line break, but one must
+/// not split a row.
+fn copy_text(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains(['\\', '\t', '\n', '\r']) {
+        std::borrow::Cow::Owned(
+            v.replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r"),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
 /// Copies scanned files known not to be in `files` yet, as `new` files found by the scanner.
 fn copy_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) -> Result<usize, DbError> {
     use std::io::Write as _;
@@ -801,19 +908,7 @@ fn copy_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) ->
     }
     let mut text = Vec::with_capacity(rows.len() * 96);
     for r in rows {
-        // COPY's text format: a scanned CID is a parsed CID and never holds these, but a backslash, tab or line
-        // break must not split a row.
-        let cid = if r.cid.contains(['\\', '\t', '\n', '\r']) {
-            std::borrow::Cow::Owned(
-                r.cid
-                    .replace('\\', "\\\\")
-                    .replace('\t', "\\t")
-                    .replace('\n', "\\n")
-                    .replace('\r', "\\r"),
-            )
-        } else {
-            std::borrow::Cow::Borrowed(r.cid.as_str())
-        };
+        let cid = copy_text(&r.cid);
         writeln!(
             text,
             "{cid}\t{}\t{}\t{}\t{}\tt\tnew",
