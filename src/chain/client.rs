@@ -29,6 +29,8 @@ use crate::config::ChainSettings;
 pub struct SubxtChain {
     api: OnlineClient<CrustConfig>,
     rpc: LegacyRpcMethods<RpcConfigFor<CrustConfig>>,
+    /// The same connection, for the answers read without subxt's types ([`super::raw`]).
+    raw: RpcClient,
     /// The client's configuration: records the runtime version of every block read.
     config: CrustConfig,
     /// Addresses of the accounts seen lately: a few accounts place most orders, and encoding one (a Blake2b-512 and
@@ -178,7 +180,8 @@ impl SubxtChain {
             .map_err(|e| ChainError::Unavailable(e.to_string()))?;
         Ok(SubxtChain {
             api,
-            rpc: LegacyRpcMethods::new(rpc_client),
+            rpc: LegacyRpcMethods::new(rpc_client.clone()),
+            raw: rpc_client,
             config,
             addresses: Default::default(),
         })
@@ -214,13 +217,13 @@ impl SubxtChain {
             .await
             .map_err(|e| err(&e))?
             .ok_or_else(|| err(&"no such block"))?;
-        let block = self.rpc.chain_get_block(Some(hash)).await.map_err(|e| err(&e))?;
-        let events = self
-            .rpc
-            .state_get_storage(&keys::system_events(), Some(hash))
-            .await
-            .map_err(|e| err(&e))?;
-        let body: usize = block.map_or(0, |b| b.block.extrinsics.iter().map(|x| x.0.len()).sum());
+        let events_key = keys::system_events();
+        let (body, events) = futures_util::try_join!(
+            super::raw::block_body(&self.raw, hash),
+            super::raw::storage(&self.raw, &events_key, hash),
+        )
+        .map_err(|e| err(&e))?;
+        let body: usize = body.map_or(0, |b| b.iter().map(Vec::len).sum());
         Ok(body + events.map_or(0, |e| e.len()))
     }
 
@@ -272,8 +275,16 @@ impl SubxtChain {
         };
         let at = self.at_block(number).await?;
         let hash = format!("{:?}", at.block_hash());
-        let exts = at.extrinsics().fetch().await.map_err(|e| unavailable(&e))?;
-        let events = at.events().fetch().await.map_err(|e| unavailable(&e))?;
+        // Body and events in parallel, their hex decoded by `raw`; subxt decodes the bytes as if it had fetched them.
+        let events_key = keys::system_events();
+        let (body, event_bytes) = futures_util::try_join!(
+            super::raw::block_body(&self.raw, at.block_hash()),
+            super::raw::storage(&self.raw, &events_key, at.block_hash()),
+        )
+        .map_err(|e| unavailable(&e))?;
+        let body = body.ok_or_else(|| unavailable(&"the node does not have this block"))?;
+        let exts = at.extrinsics().from_bytes(body).await;
+        let events = at.events().from_bytes(event_bytes.unwrap_or_default());
 
         let exts = exts.iter().collect::<Result<Vec<_>, _>>().map_err(|e| decode(&e))?;
         // Calls are decoded only for extrinsics that placed orders (most of a real block is something else).
@@ -723,8 +734,7 @@ impl super::ChainSource for SubxtChain {
         start: Option<Vec<u8>>,
     ) -> LocalBoxFuture<'_, Result<Vec<Vec<u8>>, ChainError>> {
         Box::pin(async move {
-            self.rpc
-                .state_get_keys_paged(&prefix, count, start.as_deref(), None)
+            super::raw::keys_paged(&self.raw, &prefix, count, start.as_deref())
                 .await
                 .map_err(|e| ChainError::Unavailable(format!("state_getKeysPaged: {e}")))
         })
@@ -732,17 +742,10 @@ impl super::ChainSource for SubxtChain {
 
     fn values(&self, keys: Vec<Vec<u8>>) -> LocalBoxFuture<'_, Result<Vec<Option<Vec<u8>>>, ChainError>> {
         Box::pin(async move {
-            let sets = self
-                .rpc
-                .state_query_storage_at(keys.iter().map(|k| k.as_slice()), None)
+            let changes = super::raw::query_storage_at(&self.raw, &keys)
                 .await
                 .map_err(|e| ChainError::Unavailable(format!("state_queryStorageAt: {e}")))?;
-            let mut found: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> = std::collections::HashMap::new();
-            for set in sets {
-                for (k, v) in set.changes {
-                    found.insert(k.0, v.map(|v| v.0));
-                }
-            }
+            let found: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> = changes.into_iter().collect();
             Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
         })
     }
