@@ -96,13 +96,60 @@ struct Line {
     line: String,
 }
 
-/// Calls `copy` with every row of `src` as chunks of at most `chunk` lines, each sorted by key, in `order`.
-fn chunks(
+/// Every row of `src` in `order`, spooled to an anonymous temporary file as chunks of at most `chunk` lines, each
+/// sorted by key: the copies then read their chunks from the file. Reading the source between copies would evict the
+/// copy's own index pages from shared buffers (the source is as large as the copy), and charge the floor for it.
+struct Spool {
+    file: std::fs::File,
+    /// Bytes of each chunk, in order.
+    chunks: Vec<usize>,
+}
+
+impl Spool {
+    fn write(conn: &mut PgConnection, src: &Source, order: FloorOrder, chunk: usize) -> Result<Spool, DbError> {
+        let io = |e: std::io::Error| DbError::Invalid(format!("floor spool: {e}"));
+        let mut out = std::io::BufWriter::new(tempfile::tempfile().map_err(io)?);
+        let mut chunks = Vec::new();
+        let mut put = |rows: &mut Vec<Line>| -> Result<(), DbError> {
+            use std::io::Write as _;
+            rows.sort_unstable_by(|a, b| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2)));
+            let mut bytes = 0;
+            for r in rows.iter() {
+                out.write_all(r.line.as_bytes()).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+                bytes += r.line.len() + 1;
+            }
+            chunks.push(bytes);
+            Ok(())
+        };
+        read_chunks(conn, src, order, chunk, &mut put)?;
+        let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        std::io::Seek::rewind(&mut file).map_err(io)?;
+        Ok(Spool { file, chunks })
+    }
+
+    /// Calls `copy` with each chunk's text, in order.
+    fn each(mut self, mut copy: impl FnMut(&[u8]) -> Result<(), DbError>) -> Result<(), DbError> {
+        use std::io::Read as _;
+        let mut text = Vec::new();
+        for n in std::mem::take(&mut self.chunks) {
+            text.resize(n, 0);
+            self.file
+                .read_exact(&mut text)
+                .map_err(|e| DbError::Invalid(format!("floor spool: {e}")))?;
+            copy(&text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads every row of `src` as chunks of at most `chunk` lines, in `order`, and hands each chunk to `put`.
+fn read_chunks(
     conn: &mut PgConnection,
     src: &Source,
     order: FloorOrder,
     chunk: usize,
-    mut copy: impl FnMut(&mut PgConnection, &[Line]) -> Result<(), DbError>,
+    put: &mut dyn FnMut(&mut Vec<Line>) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
     use diesel::sql_types::{BigInt, Text};
     let chunk = chunk.max(1);
@@ -110,13 +157,13 @@ fn chunks(
         FloorOrder::KeyOrder => {
             let mut after = (String::new(), String::new());
             loop {
-                let rows: Vec<Line> = diesel::sql_query(format!("{} {} LIMIT {chunk}", src.select, src.after_key))
+                let mut rows: Vec<Line> = diesel::sql_query(format!("{} {} LIMIT {chunk}", src.select, src.after_key))
                     .bind::<Text, _>(&after.0)
                     .bind::<Text, _>(&after.1)
                     .load(conn)?;
                 let Some(last) = rows.last() else { break };
                 after = (last.k1.clone(), last.k2.clone());
-                copy(conn, &rows)?;
+                put(&mut rows)?;
             }
         }
         FloorOrder::Arrival => {
@@ -131,7 +178,6 @@ fn chunks(
             ))
             .get_result::<Pages>(conn)?
             .n;
-            let by_key = |a: &Line, b: &Line| (&a.k1, &a.k2).cmp(&(&b.k1, &b.k2));
             let mut held: Vec<Line> = Vec::new();
             let mut page = 0;
             while page < pages {
@@ -146,8 +192,7 @@ fn chunks(
                 page += PAGES_PER_READ;
                 while held.len() >= chunk || (page >= pages && !held.is_empty()) {
                     let mut next: Vec<Line> = held.drain(..held.len().min(chunk)).collect();
-                    next.sort_unstable_by(by_key);
-                    copy(conn, &next)?;
+                    put(&mut next)?;
                 }
             }
         }
@@ -156,7 +201,7 @@ fn chunks(
 }
 
 /// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks of
-/// `chunk` rows fed in `order`, and times the copies. `process_cpu` gives a local process's CPU time so far, by
+/// `chunk` rows fed in `order` (spooled to a temporary file first, see [`Spool`]), and times the copies. `process_cpu` gives a local process's CPU time so far, by
 /// pid: it is read around each `COPY` for the connection's server process. The copies are dropped afterwards.
 pub fn copy_floor(
     conn: &mut PgConnection,
@@ -178,14 +223,9 @@ pub fn copy_floor(
     };
     // Copies one chunk of lines, adding its time and the server CPU it took (read before and after it; unknown as
     // soon as one reading is missing). Returns the rows copied.
-    let mut timed = |conn: &mut PgConnection, rows: &[Line], owners: bool| -> Result<u64, DbError> {
-        let mut text = Vec::with_capacity(rows.iter().map(|r| r.line.len() + 1).sum());
-        for r in rows {
-            text.extend_from_slice(r.line.as_bytes());
-            text.push(b'\n');
-        }
+    let mut timed = |conn: &mut PgConnection, text: &[u8], owners: bool| -> Result<u64, DbError> {
         let write = |w: &mut dyn std::io::Write| {
-            w.write_all(&text)
+            w.write_all(text)
                 .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
         };
         let (started, before) = (Instant::now(), cpu());
@@ -205,15 +245,17 @@ pub fn copy_floor(
         };
         Ok(n as u64)
     };
+    let files_spool = Spool::write(conn, &FILES, order, chunk)?;
+    let owners_spool = owners.then(|| Spool::write(conn, &OWNERS, order, chunk)).transpose()?;
     let mut file_rows = 0;
-    chunks(conn, &FILES, order, chunk, |c, rows| {
-        file_rows += timed(c, rows, false)?;
+    files_spool.each(|text| {
+        file_rows += timed(conn, text, false)?;
         Ok(())
     })?;
     let mut owner_rows = 0;
-    if owners {
-        chunks(conn, &OWNERS, order, chunk, |c, rows| {
-            owner_rows += timed(c, rows, true)?;
+    if let Some(spool) = owners_spool {
+        spool.each(|text| {
+            owner_rows += timed(conn, text, true)?;
             Ok(())
         })?;
     }
