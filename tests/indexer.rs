@@ -540,22 +540,7 @@ fn a_file_the_scanner_inserts_while_a_catch_up_copies_it_is_upserted_instead() {
         let mut c = t.conn();
         std::thread::spawn(move || smanager::db::files::apply_blocks(&mut c, &blocks))
     };
-    let started = std::time::Instant::now();
-    loop {
-        let waiting: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result(&mut t.conn())
-        .unwrap_or(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the catch-up's copy never waited for the scanned row"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    t.wait_for_a_lock_waiter("the catch-up's copy never waited for the scanned row");
     diesel::sql_query("COMMIT").execute(&mut scanner).expect("commit");
     let out = catch_up.join().expect("catch-up thread").expect("the catch-up's write");
     assert_eq!(out[0].ordered, 3);

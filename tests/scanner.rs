@@ -233,27 +233,7 @@ fn a_file_the_indexer_inserts_while_the_scan_copies_it_is_upserted_instead() {
         let mut c = t.conn();
         std::thread::spawn(move || dbfiles::upsert_scanned(&mut c, &rows, &[], Some("0x01"), 0))
     };
-    let waiting = || {
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<N>(&mut t.conn())
-        .map(|r| r.n)
-        .unwrap_or(0)
-    };
-    let started = std::time::Instant::now();
-    while waiting() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the scan's copy never waited for the order"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    t.wait_for_a_lock_waiter("the scan's copy never waited for the order");
     diesel::sql_query("COMMIT").execute(&mut indexer).expect("commit");
     let n = scan.join().expect("scan thread").expect("the scan's write");
     assert_eq!(n, 2);

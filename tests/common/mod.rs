@@ -68,6 +68,25 @@ impl TestDb {
         PgConnection::establish(&self.url).expect("connect to test database")
     }
 
+    /// Waits (up to a minute, then fails naming `what`) until a session of this database waits on a lock: a write
+    /// blocked by another transaction's uncommitted row.
+    #[allow(dead_code)]
+    pub fn wait_for_a_lock_waiter(&self, what: &str) {
+        let started = std::time::Instant::now();
+        loop {
+            let waiting: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .get_result(&mut self.conn())
+            .unwrap_or(0);
+            if waiting > 0 {
+                return;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Full settings pointing at this database, with fast intervals for tests.
     pub fn app_settings(&self) -> Settings {
         app_settings(self.settings())
