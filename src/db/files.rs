@@ -175,8 +175,10 @@ pub const CANCEL_CLEANUPS_ORDERED_AGAIN: &str =
     "UPDATE cleanups SET status = 'cancelled', last_error = 'cancelled: ordered again', updated_at = now()
       WHERE status = 'pending' AND cid = ANY($1)";
 
-/// New orders, or repeat orders on known CIDs, in three statements: tips add up, a closed file becomes live again
-/// and its pending cleanup is cancelled, owners count their orders. Returns how many orders were applied.
+/// New orders, or repeat orders on known CIDs, in a few statements whatever their number: a look-up of which CIDs
+/// are known, a `COPY` of the new files and of their owners, then for known CIDs three upserts (tips add up, a closed
+/// file becomes live again and its pending cleanup is cancelled, owners count their orders). Returns how many orders
+/// were applied.
 /// A new order re-opens every file that is not being stored (closed, cleaned, invalid,
 /// failed, skipped, or waiting for a replica because the scanner saw it first), as the TypeScript manager does: an owner paying again is a new reason to store it, so the
 /// Picker decides afresh with attempts reset and a fresh `pursued_since`.
