@@ -219,12 +219,7 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
     // scanner inserts one of them meanwhile, the copy is rolled back to its savepoint by the unique key and every
     // order is upserted instead.
     let all: Vec<&str> = by_cid.keys().copied().collect();
-    let known: std::collections::HashSet<String> = files::table
-        .filter(files::cid.eq_any(&all))
-        .select(files::cid)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
+    let known = known_cids(conn, &all)?;
     if known.len() < by_cid.len() {
         let copied = conn.transaction(|conn| {
             copy_new_orders(
@@ -305,6 +300,16 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
         .bind::<Array<Text>, _>(&cids)
         .execute(conn)?;
     Ok(orders.len())
+}
+
+/// Which of `cids` are in `files`: the rest can be `COPY`ed in.
+fn known_cids(conn: &mut PgConnection, cids: &[&str]) -> Result<std::collections::HashSet<String>, DbError> {
+    Ok(files::table
+        .filter(files::cid.eq_any(cids))
+        .select(files::cid)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
 }
 
 /// Copies new files (CID, size, tips, first and last order block) and their owners (CID, owner, orders, first and
@@ -866,12 +871,7 @@ fn write_scanned(
     conn.transaction(|conn| {
         let (fresh, known): (Vec<&crate::chain::ScannedFile>, Vec<&crate::chain::ScannedFile>) = if copy_new {
             let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
-            let present: std::collections::HashSet<String> = files::table
-                .filter(files::cid.eq_any(&cids))
-                .select(files::cid)
-                .load::<String>(conn)?
-                .into_iter()
-                .collect();
+            let present = known_cids(conn, &cids)?;
             rows.iter().partition(|r| !present.contains(&r.cid))
         } else {
             (Vec::new(), rows.iter().collect())
