@@ -217,14 +217,11 @@ impl SubxtChain {
             .await
             .map_err(|e| err(&e))?
             .ok_or_else(|| err(&"no such block"))?;
-        let events_key = keys::system_events();
-        let (body, events) = futures_util::try_join!(
-            super::raw::block_body(&self.raw, hash),
-            super::raw::storage(&self.raw, &events_key, hash),
-        )
-        .map_err(|e| err(&e))?;
+        let (body, events) = super::raw::block_and_events(&self.raw, hash)
+            .await
+            .map_err(|e| err(&e))?;
         let body: usize = body.map_or(0, |b| b.iter().map(Vec::len).sum());
-        Ok(body + events.map_or(0, |e| e.len()))
+        Ok(body + events.len())
     }
 
     /// Asks the node which runtime version block `number` runs (subxt's own question, unless already known) and
@@ -275,16 +272,13 @@ impl SubxtChain {
         };
         let at = self.at_block(number).await?;
         let hash = format!("{:?}", at.block_hash());
-        // Body and events in parallel, their hex decoded by `raw`; subxt decodes the bytes as if it had fetched them.
-        let events_key = keys::system_events();
-        let (body, event_bytes) = futures_util::try_join!(
-            super::raw::block_body(&self.raw, at.block_hash()),
-            super::raw::storage(&self.raw, &events_key, at.block_hash()),
-        )
-        .map_err(|e| unavailable(&e))?;
+        // Body and events read by `raw`; subxt decodes the bytes as if it had fetched them.
+        let (body, event_bytes) = super::raw::block_and_events(&self.raw, at.block_hash())
+            .await
+            .map_err(|e| unavailable(&e))?;
         let body = body.ok_or_else(|| unavailable(&"the node does not have this block"))?;
         let exts = at.extrinsics().from_bytes(body).await;
-        let events = at.events().from_bytes(event_bytes.unwrap_or_default());
+        let events = at.events().from_bytes(event_bytes);
 
         let exts = exts.iter().collect::<Result<Vec<_>, _>>().map_err(|e| decode(&e))?;
         // Calls are decoded only for extrinsics that placed orders (most of a real block is something else).

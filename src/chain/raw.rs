@@ -58,6 +58,17 @@ pub async fn storage(
     Ok(value.map(|v| v.0))
 }
 
+/// A block's extrinsics (`None` when the node does not have the block) and its `System.Events` value (empty when
+/// it holds none), asked for in parallel.
+pub async fn block_and_events(
+    rpc: &RpcClient,
+    hash: subxt::utils::H256,
+) -> Result<(Option<Vec<Vec<u8>>>, Vec<u8>), subxt::rpcs::Error> {
+    let events_key = super::keys::system_events();
+    let (body, events) = futures_util::try_join!(block_body(rpc, hash), storage(rpc, &events_key, hash))?;
+    Ok((body, events.unwrap_or_default()))
+}
+
 /// `state_getKeysPaged` at the best block: up to `count` keys under `prefix` after `start`.
 pub async fn keys_paged(
     rpc: &RpcClient,

@@ -239,13 +239,12 @@ fn upsert_orders(conn: &mut PgConnection, orders: &[(&FileOrder, i64)]) -> Resul
                 by_cid.retain(|c, _| known.contains(*c));
                 by_owner.retain(|(c, _), _| known.contains(*c));
             }
-            Err(DbError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                info,
-            ))) => {
-                log::debug!(target: "smanager::indexer", "an ordered file was inserted meanwhile ({}); upserting the orders", info.message());
-            }
-            Err(e) => return Err(e),
+            Err(e) => match e.unique_violation() {
+                Some(why) => {
+                    log::debug!(target: "smanager::indexer", "an ordered file was inserted meanwhile ({why}); upserting the orders");
+                }
+                None => return Err(e),
+            },
         }
     }
     if by_cid.is_empty() {
@@ -325,10 +324,6 @@ fn copy_new_orders<'a>(
         writeln!(text, "{}\t{size}\t{tips}\tt\t{first}\t{last}\tnew", copy_text(cid))
             .map_err(|e| DbError::Invalid(e.to_string()))?;
     }
-    let write = |text: &[u8], w: &mut dyn std::io::Write| {
-        w.write_all(text)
-            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-    };
     diesel::copy_from(files::table)
         .from_raw_data(
             (
@@ -340,7 +335,7 @@ fn copy_new_orders<'a>(
                 files::last_order_block,
                 files::status,
             ),
-            |w| write(&text, w),
+            super::copy_body(&text),
         )
         .execute(conn)?;
     text.clear();
@@ -357,7 +352,7 @@ fn copy_new_orders<'a>(
                 file_owners::first_block,
                 file_owners::last_block,
             ),
-            |w| write(&text, w),
+            super::copy_body(&text),
         )
         .execute(conn)?;
     Ok(())
@@ -848,10 +843,9 @@ pub fn upsert_scanned(
     cursor_key: Option<&str>,
     round: i64,
 ) -> Result<usize, DbError> {
-    use diesel::result::{DatabaseErrorKind, Error};
     match write_scanned(conn, rows, invalid, cursor_key, round, true) {
-        Err(DbError::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info))) => {
-            log::debug!(target: "smanager::scanner", "a scanned file was inserted meanwhile ({}); writing the page as upserts", info.message());
+        Err(e) if e.unique_violation().is_some() => {
+            log::debug!(target: "smanager::scanner", "a scanned file was inserted meanwhile ({e}); writing the page as upserts");
             write_scanned(conn, rows, invalid, cursor_key, round, false)
         }
         r => r,
@@ -932,10 +926,7 @@ fn copy_scanned(conn: &mut PgConnection, rows: &[&crate::chain::ScannedFile]) ->
                 files::seen_by_scan,
                 files::status,
             ),
-            |w| {
-                w.write_all(&text)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-            },
+            super::copy_body(&text),
         )
         .execute(conn)?;
     Ok(n)

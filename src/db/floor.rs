@@ -201,8 +201,9 @@ fn read_chunks(
 }
 
 /// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks of
-/// `chunk` rows fed in `order` (spooled to a temporary file first, see [`Spool`]), and times the copies. `process_cpu` gives a local process's CPU time so far, by
-/// pid: it is read around each `COPY` for the connection's server process. The copies are dropped afterwards.
+/// `chunk` rows fed in `order` (spooled to a temporary file first, see [`Spool`]), and times the copies.
+/// `process_cpu` gives a local process's CPU time so far, by pid: it is read around each `COPY` for the connection's
+/// server process. The copies are dropped afterwards.
 pub fn copy_floor(
     conn: &mut PgConnection,
     owners: bool,
@@ -224,18 +225,14 @@ pub fn copy_floor(
     // Copies one chunk of lines, adding its time and the server CPU it took (read before and after it; unknown as
     // soon as one reading is missing). Returns the rows copied.
     let mut timed = |conn: &mut PgConnection, text: &[u8], owners: bool| -> Result<u64, DbError> {
-        let write = |w: &mut dyn std::io::Write| {
-            w.write_all(text)
-                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
-        };
         let (started, before) = (Instant::now(), cpu());
         let n = if owners {
             diesel::copy_from(floor_file_owners::table)
-                .from_raw_data(floor_file_owners::table, |w| write(w))
+                .from_raw_data(floor_file_owners::table, super::copy_body(text))
                 .execute(conn)?
         } else {
             diesel::copy_from(floor_files::table)
-                .from_raw_data(floor_files::table, |w| write(w))
+                .from_raw_data(floor_files::table, super::copy_body(text))
                 .execute(conn)?
         };
         out.elapsed += started.elapsed();

@@ -54,6 +54,28 @@ pub enum DbError {
     CursorBehind { cursor: i64, next: i64 },
 }
 
+impl DbError {
+    /// The message of a unique-key violation: the `COPY` paths read it as "another writer inserted one of these
+    /// rows meanwhile" and redo their write as upserts.
+    pub fn unique_violation(&self) -> Option<&str> {
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            )) => Some(info.message()),
+            _ => None,
+        }
+    }
+}
+
+/// The body of a `COPY ... FROM STDIN` whose rows are already `text` in `COPY`'s text format.
+pub(crate) fn copy_body(text: &[u8]) -> impl Fn(&mut dyn std::io::Write) -> diesel::QueryResult<()> + '_ {
+    move |w| {
+        w.write_all(text)
+            .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    }
+}
+
 /// Cheap to clone: a handle to the connection pool.
 #[derive(Clone)]
 pub struct Db {
