@@ -31,6 +31,10 @@ pub fn apply_block(conn: &mut PgConnection, block: &IndexedBlock) -> Result<Bloc
 /// either indexed or not. Blocks at or below the cursor are skipped (`already_applied`). One outcome per block.
 pub fn apply_blocks(conn: &mut PgConnection, blocks: &[IndexedBlock]) -> Result<Vec<BlockOutcome>, DbError> {
     conn.transaction(|conn| {
+        // The chain is the record these rows are derived from: a commit a server crash loses is lost with its cursor
+        // and read again from the chain (the cursor check below), so the writer does not wait for the WAL flush.
+        // Whatever acts on these rows (a pin, a cleanup) commits durably, which flushes this commit first.
+        diesel::sql_query("SET LOCAL synchronous_commit = off").execute(conn)?;
         // Lock the cursor: a second writer of the same blocks (an actor restarted while its previous incarnation's
         // transaction was still committing) waits here, then sees the blocks are done and applies nothing.
         diesel::sql_query("INSERT INTO chain_cursors (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
