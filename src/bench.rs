@@ -137,6 +137,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         let writes = &crate::metrics::METRICS.indexer_write_blocks;
         let writes_before = (writes.get_sample_count(), writes.get_sample_sum());
+        let write_time = &crate::metrics::METRICS.indexer_write_seconds;
+        let write_secs_before = write_time.get_sample_sum();
         let started = Instant::now();
         let cpu_before = CpuSnapshot::take(chain_pid);
         let peers = start_actors(bench_settings(&url, &pg.url), db.clone());
@@ -155,6 +157,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let catchup_writes = writes.get_sample_count().saturating_sub(writes_before.0);
         let blocks_per_write = (catchup_writes > 0)
             .then(|| ((writes.get_sample_sum() - writes_before.1) / catchup_writes as f64 * 10.0).round() / 10.0);
+        // The writer's own time: a catch-up cannot be faster than head ÷ this, however fast fetching and decoding are.
+        let write_secs = write_time.get_sample_sum() - write_secs_before;
         // Taken while the pipeline's connections are open, so their server processes are all counted.
         let catchup_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&cpu_before, head as f64);
         crate::app::shutdown(&peers).await;
@@ -216,6 +220,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "catchup_pg_key_order_blocks_per_sec": block_pg_key_order_rate.round(),
             "catchup_limit_ratio": ratio(catchup_rate / block_chain_rate.min(block_pg_rate)),
             "catchup_blocks_per_write": blocks_per_write,
+            "catchup_write_secs": (write_secs * 1000.0).round() / 1000.0,
+            "catchup_write_bound_blocks_per_sec": (write_secs > 0.0).then(|| (head as f64 / write_secs).round()),
+            "catchup_write_pg_floor_ratio": (write_secs > 0.0).then(|| ratio(floor.elapsed.as_secs_f64() / write_secs)),
             "catchup_cpu_ms_per_block": catchup_cpu.json("smanager"),
             "catchup_floor_cpu_ms_per_block": floor_cpu.json("client"),
             "catchup_cpu_ceiling_blocks_per_sec": floor_cpu.ceiling_per_sec().map(f64::round),

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// Blocks per indexer transaction: near 1 when following the head, towards 256 in a catch-up (each transaction
     /// has a fixed cost, so small runs in a catch-up mean a slower one).
     pub indexer_write_blocks: Histogram,
+    /// Time of each indexer transaction: a catch-up cannot run faster than its writes, so their sum against the blocks
+    /// written is the writer's own bound (`smanager bench` reports it next to PostgreSQL's raw copy rate).
+    pub indexer_write_seconds: Histogram,
     pub build_info: IntGaugeVec,
 }
 
@@ -61,6 +64,14 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     r.register(Box::new(c.clone()))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).namespace("smanager").buckets(buckets))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    r.register(Box::new(h.clone()))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    h
 }
 
 fn histogram_vec(r: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
@@ -143,17 +154,18 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &["target", "method"],
             vec![0.005, 0.02, 0.1, 0.5, 2.0, 10.0, 60.0, 600.0],
         ),
-        indexer_write_blocks: {
-            let h = Histogram::with_opts(
-                HistogramOpts::new("indexer_write_blocks", "Blocks written per indexer transaction.")
-                    .namespace("smanager")
-                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
-            )
-            .unwrap_or_else(|e| panic!("indexer_write_blocks: {e}"));
-            r.register(Box::new(h.clone()))
-                .unwrap_or_else(|e| panic!("indexer_write_blocks: {e}"));
-            h
-        },
+        indexer_write_blocks: histogram(
+            &r,
+            "indexer_write_blocks",
+            "Blocks written per indexer transaction.",
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0],
+        ),
+        indexer_write_seconds: histogram(
+            &r,
+            "indexer_write_seconds",
+            "Duration of each indexer transaction, commit included.",
+            vec![0.001, 0.005, 0.02, 0.1, 0.5, 2.0, 10.0],
+        ),
         build_info: gauge_vec(
             &r,
             "build_info",

@@ -106,6 +106,19 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     let per_write = n("catchup_blocks_per_write");
     let most = smanager::actors::indexer::APPLY_BLOCKS as f64;
     assert!((1.0..=most).contains(&per_write), "{line}");
+    // The writer's time is part of the catch-up's, so the rate it alone allows is at least the rate measured.
+    assert!(n("catchup_write_secs") > 0.0, "{line}");
+    assert!(n("catchup_write_secs") <= n("catchup_secs") + 0.1, "{line}");
+    let bound = n("catchup_blocks") / n("catchup_write_secs");
+    assert!(
+        (bound - n("catchup_write_bound_blocks_per_sec")).abs() <= 1.0 + bound * 0.02,
+        "{line}"
+    );
+    assert!(
+        n("catchup_write_bound_blocks_per_sec") >= n("catchup_blocks_per_sec") * 0.98,
+        "{line}"
+    );
+    assert!(n("catchup_write_pg_floor_ratio") > 0.0, "{line}");
     // Steady state ran over every scanned file.
     assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");

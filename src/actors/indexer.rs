@@ -437,6 +437,9 @@ async fn apply_run(
     crate::metrics::METRICS
         .indexer_write_blocks
         .observe(numbers.len() as f64);
+    crate::metrics::METRICS
+        .indexer_write_seconds
+        .observe(started.elapsed().as_secs_f64());
     log::debug!(target: "smanager::indexer", "{} block(s) up to {last} written in {:?}", numbers.len(), started.elapsed());
     let (mut ordered, mut closed) = (0, 0);
     for (number, outcome) in numbers.iter().zip(&outcomes) {
