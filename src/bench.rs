@@ -194,6 +194,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         // The pool first: its connections would outlive the database and log their failures.
         drop(db);
         drop(pg);
+        let writer_alone = writer_alone(&raw, head, orders, &url).await?;
+        let writer_alone_rate = head as f64 / writer_alone.as_secs_f64().max(1e-6);
+        eprintln!("catch-up writer alone: {writer_alone_rate:.0} blocks/s");
         let peak_rss = peak_rss_bytes();
 
         // 4. Pick latency: from a block with a new order being finalized to that order's pin/add reaching IPFS.
@@ -222,6 +225,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "catchup_blocks_per_write": blocks_per_write,
             "catchup_write_secs": (write_secs * 1000.0).round() / 1000.0,
             "catchup_write_bound_blocks_per_sec": (write_secs > 0.0).then(|| (head as f64 / write_secs).round()),
+            "catchup_writer_alone_blocks_per_sec": writer_alone_rate.round(),
+            "catchup_writer_alone_limit_ratio": ratio(writer_alone_rate / block_chain_rate.min(block_pg_rate)),
             "catchup_write_pg_floor_ratio": (write_secs > 0.0).then(|| ratio(floor.elapsed.as_secs_f64() / write_secs)),
             "catchup_cpu_ms_per_block": catchup_cpu.json("smanager"),
             "catchup_floor_cpu_ms_per_block": floor_cpu.json("client"),
@@ -371,6 +376,53 @@ async fn raw_blocks(chain: &crate::chain::client::SubxtChain, head: u64) -> anyh
         total += r? as u64;
     }
     Ok(total)
+}
+
+/// The indexer's writes of the catch-up alone, with the machine to themselves: the same blocks, decoded beforehand
+/// (untimed, a bounded slice at a time), written in catch-up runs into a fresh database. The catch-up shares the cores
+/// with fetching and decoding, so its ratio can approach this one's but not pass it: the part of the gap that is the
+/// durable write itself (WAL, foreign keys, upserts, closes) rather than the rest of the pipeline.
+async fn writer_alone(
+    chain: &crate::chain::client::SubxtChain,
+    head: u64,
+    orders: i64,
+    url: &str,
+) -> anyhow::Result<Duration> {
+    use crate::actors::indexer::{CATCH_UP_RUN, PREFETCH_BLOCKS};
+    use crate::chain::ChainSource as _;
+    const SLICE: u64 = 8 * CATCH_UP_RUN as u64;
+    let pg = DevPostgres::start(std::env::var("DATABASE_URL").ok().as_deref())?;
+    let db = Db::connect(&bench_settings(url, &pg.url).database)?;
+    db.migrate()?;
+    let mut c = db.conn()?;
+    state::set_block_cursor(&mut c, state::INDEXER_CURSOR, 0, "0x0")?;
+    let mut spent = Duration::ZERO;
+    let mut next = 1;
+    while next <= head {
+        let last = (next + SLICE - 1).min(head);
+        let blocks: Vec<crate::chain::IndexedBlock> = futures_util::stream::iter(next..=last)
+            .map(|n| chain.block(n))
+            .buffered(PREFETCH_BLOCKS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        for run in blocks.chunks(CATCH_UP_RUN) {
+            let started = Instant::now();
+            crate::db::files::apply_blocks(&mut c, run)?;
+            spent += started.elapsed();
+        }
+        next = last + 1;
+    }
+    // The same writes as the catch-up's, or the figure means nothing.
+    let written = crate::db::files::total_orders(&mut c)?;
+    if written != orders {
+        bail!("the writer alone stored {written} orders where the catch-up stored {orders}");
+    }
+    drop(c);
+    drop(db);
+    drop(pg);
+    Ok(spent)
 }
 
 /// What the bench reports of the steady state.

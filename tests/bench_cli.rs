@@ -119,6 +119,14 @@ fn bench_reports_scan_catchup_and_pick_latency() {
         "{line}"
     );
     assert!(n("catchup_write_pg_floor_ratio") > 0.0, "{line}");
+    // The writes alone, over the same limit as the catch-up's ratio.
+    let ratio = n("catchup_writer_alone_blocks_per_sec")
+        / n("catchup_chain_limit_blocks_per_sec").min(n("catchup_pg_limit_blocks_per_sec"));
+    assert!(ratio > 0.0, "{line}");
+    assert!(
+        (ratio - n("catchup_writer_alone_limit_ratio")).abs() < 0.02 + ratio * 0.02,
+        "{line}"
+    );
     // Steady state ran over every scanned file.
     assert_eq!(n("steady_files"), n("scanned_files"), "{line}");
     assert!(r["steady_cpu_ms_per_idle_min"].as_u64().is_some(), "{line}");

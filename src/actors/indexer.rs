@@ -24,7 +24,7 @@ const FETCH_AHEAD: usize = 1024;
 pub const APPLY_BLOCKS: usize = 1024;
 
 /// Blocks a catch-up waits to gather before a write (unless its pass ends sooner), at most [`CATCH_UP_LINGER`].
-const CATCH_UP_RUN: usize = 256;
+pub const CATCH_UP_RUN: usize = 256;
 
 /// Longest wait for [`CATCH_UP_RUN`] blocks: a slow node still sees its blocks written promptly.
 const CATCH_UP_LINGER: Duration = Duration::from_millis(100);
