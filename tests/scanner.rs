@@ -313,6 +313,55 @@ fn a_rescan_leaves_unchanged_files_untouched() {
     assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x03"));
 }
 
+/// A write that expects only new files copies them without looking them up; one file already stored makes it fall
+/// back to the look-up, and that file is upserted (its new amount written), not lost or duplicated.
+#[test]
+fn a_write_expecting_new_files_falls_back_when_one_is_known() {
+    use smanager::db::files as dbfiles;
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let file = |n: u32, amount: u128| smanager::chain::ScannedFile {
+        cid: format!("QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb{n:02}"),
+        size: 4096,
+        expired_at: 900_000,
+        amount,
+        replicas: 3,
+    };
+    dbfiles::upsert_scanned(&mut c, &[file(1, 5)], &[], Some("0x01"), 0).expect("first");
+    let w = dbfiles::write_scanned_batch(
+        &mut c,
+        &[file(1, 7), file(2, 1), file(3, 1)],
+        &[],
+        Some("0x02"),
+        0,
+        true,
+    )
+    .expect("a write with one known file");
+    assert_eq!(
+        w,
+        dbfiles::ScannedWrite {
+            rows: 3,
+            all_new: false
+        }
+    );
+    let w = dbfiles::write_scanned_batch(&mut c, &[file(4, 1), file(5, 1)], &[], Some("0x03"), 0, true)
+        .expect("a write of new files");
+    assert_eq!(w, dbfiles::ScannedWrite { rows: 2, all_new: true });
+    let w = dbfiles::write_scanned_batch(&mut c, &[file(6, 1)], &[], Some("0x04"), 0, false)
+        .expect("a write with the look-up");
+    assert_eq!(w, dbfiles::ScannedWrite { rows: 1, all_new: true });
+    let amount: bigdecimal::BigDecimal = files::table
+        .find(file(1, 0).cid)
+        .select(files::amount)
+        .first(&mut c)
+        .expect("amount");
+    assert_eq!(amount, bigdecimal::BigDecimal::from(7));
+    let stored: i64 = files::table.count().get_result(&mut c).expect("count");
+    assert_eq!(stored, 6);
+    let cursor = state::cursor(&mut c, state::SCANNER_CURSOR).expect("cursor");
+    assert_eq!(cursor.and_then(|c| c.scan_key).as_deref(), Some("0x04"));
+}
+
 /// Consecutive pages are written together, `chain.scanWriteRows` rows at a time: the rows one transaction wrote
 /// share its `xmin`, so a scan of N files in pages of 100 and writes of 400 shows about N / 400 of them, not N / 100.
 #[actix_rt::test]

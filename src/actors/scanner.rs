@@ -106,12 +106,15 @@ async fn rest(deps: &Deps, how_long: Duration) -> Result<(), DbError> {
 }
 
 /// Waits for a page's write and tells the picker about its files.
-async fn wrote(w: tokio::task::JoinHandle<Result<usize, DbError>>, peers: &SharedPeers) -> Result<usize, DbError> {
-    let n = w.await.map_err(|e| DbError::Join(e.to_string()))??;
+async fn wrote(
+    w: tokio::task::JoinHandle<Result<files::ScannedWrite, DbError>>,
+    peers: &SharedPeers,
+) -> Result<files::ScannedWrite, DbError> {
+    let written = w.await.map_err(|e| DbError::Join(e.to_string()))??;
     if let Some(p) = peers.get() {
-        p.picker.do_send(FilesIndexed { count: n });
+        p.picker.do_send(FilesIndexed { count: written.rows });
     }
-    Ok(n)
+    Ok(written)
 }
 
 /// Scans forever; returns only on a database error (the actor then restarts and resumes from the cursor).
@@ -183,8 +186,13 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
         // while the next pages are fetched. Each write moves the cursor only to the last page known stored together
         // with every page before it, so after a crash the scan resumes at most SCAN_WRITERS writes early (upserts
         // are idempotent) and never skips one.
-        let mut writing: std::collections::VecDeque<(tokio::task::JoinHandle<Result<usize, DbError>>, String)> =
-            std::collections::VecDeque::new();
+        let mut writing: std::collections::VecDeque<(
+            tokio::task::JoinHandle<Result<files::ScannedWrite, DbError>>,
+            String,
+        )> = std::collections::VecDeque::new();
+        // A write copies its files without looking them up first when the last one finished knew none of them (a
+        // first scan into a young database); a known file makes it fall back, once.
+        let mut expect_new = false;
         let mut stored: Option<String> = None;
         // Pages fetched and decoded, waiting to fill a write: lost on a crash or a fetch error, and fetched again
         // then, since the cursor only moves past what was written.
@@ -211,7 +219,9 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             if held.pages > 0 && (held.rows.len() + held.invalid.len() >= cfg.scan_write_rows as usize || !full) {
                 while writing.len() >= SCAN_WRITERS {
                     if let Some((w, key)) = writing.pop_front() {
-                        scanned += wrote(w, &peers).await?;
+                        let written = wrote(w, &peers).await?;
+                        scanned += written.rows;
+                        expect_new = written.all_new;
                         stored = Some(key);
                     }
                 }
@@ -222,8 +232,10 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
                 let db = deps.db.clone();
                 let cursor = stored.clone();
                 let w = actix_rt::spawn(async move {
-                    db.run(move |c| files::upsert_scanned(c, &rows, &invalid, cursor.as_deref(), round))
-                        .await
+                    db.run(move |c| {
+                        files::write_scanned_batch(c, &rows, &invalid, cursor.as_deref(), round, expect_new)
+                    })
+                    .await
                 });
                 writing.push_back((w, last_key));
             }
@@ -232,7 +244,7 @@ pub async fn run(deps: Deps, peers: SharedPeers) -> Result<(), DbError> {
             }
         };
         while let Some((w, key)) = writing.pop_front() {
-            scanned += wrote(w, &peers).await?;
+            scanned += wrote(w, &peers).await?.rows;
             stored = Some(key);
         }
         if finished.is_err() {

@@ -847,33 +847,80 @@ pub fn upsert_scanned(
     cursor_key: Option<&str>,
     round: i64,
 ) -> Result<usize, DbError> {
-    match write_scanned(conn, rows, invalid, cursor_key, round, true) {
-        Err(e) if e.unique_violation().is_some() => {
-            log::debug!(target: "smanager::scanner", "a scanned file was inserted meanwhile ({e}); writing the page as upserts");
-            write_scanned(conn, rows, invalid, cursor_key, round, false)
+    write_scanned_batch(conn, rows, invalid, cursor_key, round, false).map(|w| w.rows)
+}
+
+/// What one scanned write stored: the scanner copies its next write without looking its files up when this one knew
+/// none of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedWrite {
+    pub rows: usize,
+    /// None of the written files was in `files` before.
+    pub all_new: bool,
+}
+
+/// [`upsert_scanned`] for the scanner, which knows whether its last write found only new files (a first scan into a
+/// young database): then, with `expect_new`, every file is copied in without the look-up of known CIDs, a probe of
+/// the primary key per file. A file already there fails the copy on the unique key, and the write is done again with
+/// the look-up (and, if the indexer inserted one of them meanwhile, again as upserts only).
+pub fn write_scanned_batch(
+    conn: &mut PgConnection,
+    rows: &[crate::chain::ScannedFile],
+    invalid: &[(String, String)],
+    cursor_key: Option<&str>,
+    round: i64,
+    expect_new: bool,
+) -> Result<ScannedWrite, DbError> {
+    let mut mode = if expect_new {
+        ScanWriteMode::CopyAll
+    } else {
+        ScanWriteMode::CopyNew
+    };
+    loop {
+        match write_scanned(conn, rows, invalid, cursor_key, round, mode) {
+            Err(e) if mode != ScanWriteMode::UpsertAll && e.unique_violation().is_some() => {
+                log::debug!(target: "smanager::scanner", "a scanned file is already stored ({e}); writing the page again ({mode:?} failed)");
+                mode = match mode {
+                    ScanWriteMode::CopyAll => ScanWriteMode::CopyNew,
+                    _ => ScanWriteMode::UpsertAll,
+                };
+            }
+            r => return r,
         }
-        r => r,
     }
 }
 
-/// One attempt of [`upsert_scanned`]: with `copy_new`, files not yet known are copied in and the rest upserted;
-/// without, every file is upserted.
+/// How a scanned write splits its files between `COPY` (new files) and upserts (known ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScanWriteMode {
+    /// Every file copied, none looked up: fails on the unique key if one is known.
+    CopyAll,
+    /// Known CIDs looked up; the others copied, the known upserted.
+    CopyNew,
+    /// Every file upserted.
+    UpsertAll,
+}
+
+/// One attempt of [`write_scanned_batch`].
 fn write_scanned(
     conn: &mut PgConnection,
     rows: &[crate::chain::ScannedFile],
     invalid: &[(String, String)],
     cursor_key: Option<&str>,
     round: i64,
-    copy_new: bool,
-) -> Result<usize, DbError> {
+    mode: ScanWriteMode,
+) -> Result<ScannedWrite, DbError> {
     conn.transaction(|conn| {
-        let (fresh, known): (Vec<&crate::chain::ScannedFile>, Vec<&crate::chain::ScannedFile>) = if copy_new {
-            let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
-            let present = known_cids(conn, &cids)?;
-            rows.iter().partition(|r| !present.contains(&r.cid))
-        } else {
-            (Vec::new(), rows.iter().collect())
+        let (fresh, known): (Vec<&crate::chain::ScannedFile>, Vec<&crate::chain::ScannedFile>) = match mode {
+            ScanWriteMode::CopyAll => (rows.iter().collect(), Vec::new()),
+            ScanWriteMode::CopyNew => {
+                let cids: Vec<&str> = rows.iter().map(|r| r.cid.as_str()).collect();
+                let present = known_cids(conn, &cids)?;
+                rows.iter().partition(|r| !present.contains(&r.cid))
+            }
+            ScanWriteMode::UpsertAll => (Vec::new(), rows.iter().collect()),
         };
+        let all_new = known.is_empty();
         let n = copy_scanned(conn, &fresh)? + upsert_known_scanned(conn, &known)?;
         for (raw, reason) in invalid {
             record_invalid(conn, raw, &format!("FilesV2 scan: {reason}"), None)?;
@@ -881,7 +928,7 @@ fn write_scanned(
         if let Some(key) = cursor_key {
             state::advance_scan_cursor(conn, state::SCANNER_CURSOR, key, round)?;
         }
-        Ok(n)
+        Ok(ScannedWrite { rows: n, all_new })
     })
 }
 
