@@ -34,7 +34,7 @@ pub struct Metrics {
     pub pin_duration_seconds: HistogramVec,
     pub seal_duration_seconds: HistogramVec,
     pub rpc_duration_seconds: HistogramVec,
-    /// Blocks per indexer transaction: near 1 when following the head, towards 256 in a catch-up (each transaction
+    /// Blocks per indexer transaction: near 1 when following the head, 256 to 1,024 in a catch-up (each transaction
     /// has a fixed cost, so small runs in a catch-up mean a slower one).
     pub indexer_write_blocks: Histogram,
     /// Time of each indexer transaction: a catch-up cannot run faster than its writes, so their sum against the blocks

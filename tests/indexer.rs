@@ -81,6 +81,16 @@ fn order(cid: &str, size: u64, tips: u128, owner: &str) -> ChainEvent {
     })
 }
 
+/// A block with these events and nothing else the writer reads (hash `0x<number>`, no timestamp).
+fn block_of(number: u64, events: Vec<ChainEvent>) -> IndexedBlock {
+    IndexedBlock {
+        number,
+        hash: format!("0x{number:02x}"),
+        timestamp_ms: None,
+        events,
+    }
+}
+
 /// 60 blocks from 1; every block orders a unique CID-like name; some blocks repeat orders, close or carry junk.
 fn script() -> Vec<IndexedBlock> {
     (1..=60u64)
@@ -408,11 +418,9 @@ fn orders_and_closes_of_one_cid_keep_chain_order_within_a_run() {
         cid: cid.into(),
         reason: CloseReason::Closed,
     };
-    let blocks = vec![IndexedBlock {
-        number: 1,
-        hash: "0x01".into(),
-        timestamp_ms: None,
-        events: vec![
+    let blocks = vec![block_of(
+        1,
+        vec![
             order(CIDS[0], 100, 1, "alice"),
             order(CIDS[1], 200, 2, "bob"),
             close(CIDS[0]),
@@ -421,7 +429,7 @@ fn orders_and_closes_of_one_cid_keep_chain_order_within_a_run() {
             close(CIDS[1]),
             close(CIDS[1]),
         ],
-    }];
+    )];
     let out = smanager::db::files::apply_blocks(&mut c, &blocks).expect("apply");
     assert_eq!((out[0].ordered, out[0].closed), (3, 3), "{out:?}");
     let status = |c: &mut PgConnection, cid: &str| -> (FileStatus, bigdecimal::BigDecimal) {
@@ -470,12 +478,7 @@ fn files_ordered_then_closed_in_later_blocks_are_written_once_per_kind() {
                     reason: CloseReason::Closed,
                 });
             }
-            IndexedBlock {
-                number: n,
-                hash: format!("0x{n:02x}"),
-                timestamp_ms: None,
-                events,
-            }
+            block_of(n, events)
         })
         .collect();
     let deltas = |c: &mut PgConnection| -> i64 {
@@ -526,16 +529,14 @@ fn a_file_the_scanner_inserts_while_a_catch_up_copies_it_is_upserted_instead() {
     .bind::<diesel::sql_types::Text, _>(CIDS[0])
     .execute(&mut scanner)
     .expect("scanned row");
-    let blocks = vec![IndexedBlock {
-        number: 1,
-        hash: "0x01".into(),
-        timestamp_ms: None,
-        events: vec![
+    let blocks = vec![block_of(
+        1,
+        vec![
             order(CIDS[0], 100, 7, "alice"),
             order(CIDS[1], 200, 1, "bob"),
             order(CIDS[0], 100, 2, "carol"),
         ],
-    }];
+    )];
     let catch_up = {
         let mut c = t.conn();
         std::thread::spawn(move || smanager::db::files::apply_blocks(&mut c, &blocks))
@@ -577,22 +578,15 @@ fn copied_orders_keep_128_bit_tips_and_every_owner() {
     let t = TestDb::migrated();
     let mut c = t.conn();
     let blocks = vec![
-        IndexedBlock {
-            number: 1,
-            hash: "0x01".into(),
-            timestamp_ms: None,
-            events: vec![
+        block_of(
+            1,
+            vec![
                 order(CIDS[0], 100, u128::MAX, "alice"),
                 order(CIDS[0], 100, u128::MAX, "alice"),
                 order(CIDS[0], 100, 1, "bob"),
             ],
-        },
-        IndexedBlock {
-            number: 2,
-            hash: "0x02".into(),
-            timestamp_ms: None,
-            events: vec![order(CIDS[1], 5, 0, "a\tb\\c\nd")],
-        },
+        ),
+        block_of(2, vec![order(CIDS[1], 5, 0, "a\tb\\c\nd")]),
     ];
     smanager::db::files::apply_blocks(&mut c, &blocks).expect("apply");
     let tips: bigdecimal::BigDecimal = files::table
