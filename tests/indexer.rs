@@ -681,3 +681,46 @@ fn cancelling_the_cleanups_of_files_ordered_again_reads_only_pending_ones_under_
     );
     assert!(plan.contains("Seq Scan on cleanups"), "{plan}");
 }
+
+/// The indexer's transactions commit without waiting for the WAL flush (a commit a crash loses is lost with its
+/// cursor and read again from the chain), and only they: a trigger on the cursor records the setting its statements
+/// ran with, and the connection's own setting is unchanged afterwards.
+#[test]
+fn indexer_writes_commit_without_waiting_for_the_wal_flush() {
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        mode: String,
+    }
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    for ddl in [
+        "CREATE TABLE seen_commit_mode (mode TEXT NOT NULL)",
+        "CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO seen_commit_mode VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$",
+        "CREATE TRIGGER note_commit_mode AFTER INSERT OR UPDATE ON chain_cursors
+         FOR EACH STATEMENT EXECUTE FUNCTION note_commit_mode()",
+    ] {
+        diesel::sql_query(ddl).execute(&mut c).expect("trigger");
+    }
+    let setting = |c: &mut PgConnection| {
+        diesel::sql_query("SELECT current_setting('synchronous_commit') AS mode")
+            .get_result::<Mode>(c)
+            .expect("setting")
+            .mode
+    };
+    let before = setting(&mut c);
+    smanager::db::files::apply_blocks(&mut c, &[block_of(1, vec![order(CIDS[0], 100, 1, "alice")])]).expect("apply");
+    let seen: Vec<String> = diesel::sql_query("SELECT mode FROM seen_commit_mode")
+        .load::<Mode>(&mut c)
+        .expect("modes")
+        .into_iter()
+        .map(|m| m.mode)
+        .collect();
+    assert!(!seen.is_empty() && seen.iter().all(|m| m == "off"), "{seen:?}");
+    assert_eq!(
+        setting(&mut c),
+        before,
+        "the setting outlived the indexer's transaction"
+    );
+}
