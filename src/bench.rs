@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::actors::Peers;
 use crate::config::{ChainSettings, Settings};
-use crate::db::floor::{copy_floor, FloorOrder};
+use crate::db::floor::{copy_floor, FloorOrder, FloorTables};
 use crate::db::{state, Db};
 use crate::devnet::postgres::DevPostgres;
 
@@ -178,9 +178,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let chunk = bench_settings(&url, &pg.url).chain.scan_write_rows as usize;
             let mut c = db.conn()?;
             (
-                copy_floor(&mut c, true, FloorOrder::Arrival, chunk, &proc_cpu)?,
-                copy_floor(&mut c, true, FloorOrder::KeyOrder, chunk, &proc_cpu)?,
+                copy_floor(&mut c, true, FloorOrder::Arrival, FloorTables::Unlogged, chunk, &proc_cpu)?,
+                copy_floor(&mut c, true, FloorOrder::KeyOrder, FloorTables::Unlogged, chunk, &proc_cpu)?,
             )
+        };
+        // What durability costs whoever writes: the same copy into logged tables with the key. Every server
+        // process is counted, since the WAL writer flushes what the backend logged.
+        let durable = {
+            let chunk = bench_settings(&url, &pg.url).chain.scan_write_rows as usize;
+            let mut c = db.conn()?;
+            copy_floor(&mut c, true, FloorOrder::Arrival, FloorTables::Durable, chunk, &|_| {
+                postgres_cpu()
+            })?
         };
         // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
         // server copying their rows.
@@ -188,9 +197,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             postgres: floor.server_cpu.map(|d| ms_per_unit(d, head as f64)),
             ..raw_cpu
         };
+        let durable_cpu = CpuPerUnit {
+            postgres: durable.server_cpu.map(|d| ms_per_unit(d, head as f64)),
+            ..raw_cpu
+        };
         let block_pg_rate = head as f64 / floor.elapsed.as_secs_f64().max(1e-6);
+        let block_durable_rate = head as f64 / durable.elapsed.as_secs_f64().max(1e-6);
         let block_pg_key_order_rate = head as f64 / key_order_floor.elapsed.as_secs_f64().max(1e-6);
-        eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s ({block_pg_key_order_rate:.0} with every row in key order)");
+        eprintln!("catch-up limits: chain {block_chain_rate:.0} blocks/s ({raw_bytes} bytes), PostgreSQL {block_pg_rate:.0} blocks/s ({block_pg_key_order_rate:.0} with every row in key order, {block_durable_rate:.0} logged with the key)");
         // The pool first: its connections would outlive the database and log their failures.
         drop(db);
         drop(pg);
@@ -205,7 +219,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let max = latencies.last().copied();
         let ratio = |x: f64| (x * 1000.0).round() / 1000.0;
         let steady = scan.as_ref().and_then(|s| s.steady.as_ref());
-        Ok(serde_json::json!({
+        // The least a durable writer costs, beside the limit (one macro call would be too deep for the compiler).
+        let durable = serde_json::json!({
+            "catchup_pg_durable_floor_blocks_per_sec": block_durable_rate.round(),
+            "catchup_durable_floor_cpu_ms_per_block": durable_cpu.json("client"),
+            "catchup_durable_cpu_ceiling_blocks_per_sec": durable_cpu.ceiling_per_sec().map(f64::round),
+            "catchup_durable_ceiling_limit_ratio": durable_cpu
+                .ceiling_per_sec()
+                .map(|c| ratio(c / block_chain_rate.min(block_pg_rate))),
+        });
+        let mut report = serde_json::json!({
             "orders_per_sec": scan.as_ref().map(|s| s.rate.round()),
             "scan_chain_limit_per_sec": scan.as_ref().map(|s| s.chain_rate.round()),
             "scan_pg_limit_per_sec": scan.as_ref().map(|s| s.pg_rate.round()),
@@ -247,7 +270,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "catchup_orders_on_chain": orders_on_chain,
             "catchup_secs": (catchup_secs * 10.0).round() / 10.0,
             "machine": machine(),
-        }))
+        });
+        if let (Some(all), serde_json::Value::Object(more)) = (report.as_object_mut(), durable) {
+            all.extend(more);
+        }
+        Ok(report)
     });
     let _ = chain.kill();
     let _ = chain.wait();
@@ -314,8 +341,22 @@ async fn scan_phase(
         let chunk = settings.chain.scan_write_rows as usize;
         let mut c = db.conn()?;
         (
-            copy_floor(&mut c, false, FloorOrder::Arrival, chunk, &proc_cpu)?,
-            copy_floor(&mut c, false, FloorOrder::KeyOrder, chunk, &proc_cpu)?,
+            copy_floor(
+                &mut c,
+                false,
+                FloorOrder::Arrival,
+                FloorTables::Unlogged,
+                chunk,
+                &proc_cpu,
+            )?,
+            copy_floor(
+                &mut c,
+                false,
+                FloorOrder::KeyOrder,
+                FloorTables::Unlogged,
+                chunk,
+                &proc_cpu,
+            )?,
         )
     };
     let floor_cpu = CpuPerUnit {
@@ -462,6 +503,26 @@ fn proc_cpu(pid: u32) -> Option<Duration> {
     proc_stat(&pid.to_string()).map(|(_, cpu)| cpu)
 }
 
+/// CPU time so far of the local PostgreSQL server, every process of it; `None` when none runs on this machine.
+fn postgres_cpu() -> Option<Duration> {
+    let all = postgres_processes();
+    (!all.is_empty()).then(|| all.values().sum())
+}
+
+/// Each local PostgreSQL process's CPU time so far, by pid.
+fn postgres_processes() -> std::collections::HashMap<u32, Duration> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|pid| match proc_stat(&pid.to_string()) {
+            Some((comm, cpu)) if comm == "postgres" => Some((pid, cpu)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// CPU time so far of the three parties of an indexing run: this process (the pipeline, or the raw client of a
 /// limit measurement), the devnet chain process, and each local PostgreSQL process by pid (a backend that starts
 /// later counts from zero; one that exits before the second snapshot is not counted, so the bench takes its
@@ -474,20 +535,10 @@ struct CpuSnapshot {
 
 impl CpuSnapshot {
     fn take(chain_pid: u32) -> Self {
-        let postgres = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-            .filter_map(|pid| match proc_stat(&pid.to_string()) {
-                Some((comm, cpu)) if comm == "postgres" => Some((pid, cpu)),
-                _ => None,
-            })
-            .collect();
         CpuSnapshot {
             ours: cpu_time(),
             chain: proc_cpu(chain_pid).unwrap_or_default(),
-            postgres,
+            postgres: postgres_processes(),
         }
     }
 

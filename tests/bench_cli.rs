@@ -8,7 +8,7 @@ use std::process::Command;
 use diesel::prelude::*;
 
 use common::TestDb;
-use smanager::db::floor::{copy_floor, FloorOrder};
+use smanager::db::floor::{copy_floor, FloorOrder, FloorTables};
 
 #[test]
 fn bench_reports_scan_catchup_and_pick_latency() {
@@ -64,6 +64,7 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     for k in [
         "catchup_cpu_ms_per_block",
         "catchup_floor_cpu_ms_per_block",
+        "catchup_durable_floor_cpu_ms_per_block",
         "scan_cpu_ms_per_1k_files",
         "scan_floor_cpu_ms_per_1k_files",
     ] {
@@ -99,6 +100,31 @@ fn bench_reports_scan_catchup_and_pick_latency() {
         None => assert_eq!(
             sum, 0.0,
             "a ceiling is missing although the floors were measured: {line}"
+        ),
+    }
+    // The durable floor: the same client and chain shares, PostgreSQL's own; its ceiling over the same limit.
+    let durable = &r["catchup_durable_floor_cpu_ms_per_block"];
+    for party in ["client", "chain"] {
+        assert_eq!(durable[party], floor[party], "{party}: {line}");
+    }
+    assert!(n("catchup_pg_durable_floor_blocks_per_sec") > 0.0, "{line}");
+    let sum: f64 = ["client", "chain", "postgres"]
+        .iter()
+        .filter_map(|p| durable[*p].as_f64())
+        .sum();
+    match r["catchup_durable_cpu_ceiling_blocks_per_sec"].as_f64() {
+        Some(ceiling) => {
+            let expected = cores * 1000.0 / sum;
+            assert!((ceiling - expected).abs() <= 1.0 + expected * 0.01, "{line}");
+            let ratio = ceiling / n("catchup_chain_limit_blocks_per_sec").min(n("catchup_pg_limit_blocks_per_sec"));
+            assert!(
+                (ratio - n("catchup_durable_ceiling_limit_ratio")).abs() < 0.02 + ratio * 0.02,
+                "{line}"
+            );
+        }
+        None => assert_eq!(
+            sum, 0.0,
+            "a durable ceiling is missing although its floor was measured: {line}"
         ),
     }
     // Every catch-up block was written by some transaction, none by more than one: between 1 and APPLY_BLOCKS per
@@ -180,7 +206,8 @@ fn catchup_only_measures_the_catch_up_and_leaves_the_rest_null() {
 }
 
 /// PostgreSQL's limit copies every row, NULLs and large amounts included, whether it follows the table's pages
-/// (the order the rows were written) or their keys, and whatever its chunk: a lost row would flatter the limit.
+/// (the order the rows were written) or their keys, whatever its chunk, and into either kind of copy: a lost row
+/// would flatter the limit.
 #[test]
 fn the_copy_floor_copies_every_row_in_either_order() {
     let t = TestDb::migrated();
@@ -200,12 +227,67 @@ fn the_copy_floor_copies_every_row_in_either_order() {
     .execute(&mut c)
     .expect("owners");
     assert!(owners > 300);
-    for order in [FloorOrder::Arrival, FloorOrder::KeyOrder] {
-        for chunk in [7, 1000, 100_000] {
-            let floor = copy_floor(&mut c, true, order, chunk, &|_| None).expect("floor");
-            assert_eq!(floor.file_rows, 2500, "{order:?} in chunks of {chunk}");
-            assert_eq!(floor.owner_rows, owners as u64, "{order:?} in chunks of {chunk}");
-            assert!(floor.server_cpu.is_none(), "no CPU reading, no CPU figure");
+    for tables in [FloorTables::Unlogged, FloorTables::Durable] {
+        for order in [FloorOrder::Arrival, FloorOrder::KeyOrder] {
+            for chunk in [7, 1000, 100_000] {
+                let floor = copy_floor(&mut c, true, order, tables, chunk, &|_| None).expect("floor");
+                let what = format!("{tables:?} {order:?} in chunks of {chunk}");
+                assert_eq!(floor.file_rows, 2500, "{what}");
+                assert_eq!(floor.owner_rows, owners as u64, "{what}");
+                assert!(floor.server_cpu.is_none(), "no CPU reading, no CPU figure");
+            }
         }
     }
+    // The durable copies leave the connection committing as it did.
+    let sync: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_setting('synchronous_commit')",
+    ))
+    .get_result(&mut c)
+    .expect("setting");
+    assert_eq!(sync, "on");
+}
+
+/// The unlogged copies are the raw limit (unlogged, no foreign key); the durable ones what durability costs at least
+/// (logged, with the owners' key): swapping them would make either figure say something else.
+#[test]
+fn the_floor_copies_are_made_of_what_they_measure() {
+    use smanager::db::floor::create_copies;
+    #[derive(QueryableByName)]
+    struct Made {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        files: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        owners: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        keys: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        indexes: i64,
+    }
+    let t = TestDb::migrated();
+    let mut c = t.conn();
+    let made = |c: &mut PgConnection| -> Made {
+        diesel::sql_query(
+            "SELECT (SELECT relpersistence::text FROM pg_class WHERE relname = 'floor_files') AS files,
+                    (SELECT relpersistence::text FROM pg_class WHERE relname = 'floor_file_owners') AS owners,
+                    (SELECT count(*) FROM pg_constraint
+                      WHERE conrelid = 'floor_file_owners'::regclass AND contype = 'f'
+                        AND confrelid = 'floor_files'::regclass) AS keys,
+                    (SELECT count(*) FROM pg_index WHERE indrelid = 'floor_files'::regclass) AS indexes",
+        )
+        .get_result(c)
+        .expect("catalog")
+    };
+    let files_indexes: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM pg_index WHERE indrelid = 'files'::regclass)",
+    ))
+    .get_result(&mut c)
+    .expect("indexes");
+    create_copies(&mut c, FloorTables::Unlogged).expect("unlogged");
+    let m = made(&mut c);
+    assert_eq!((m.files.as_str(), m.owners.as_str(), m.keys), ("u", "u", 0));
+    assert_eq!(m.indexes, files_indexes, "the same indexes as files");
+    create_copies(&mut c, FloorTables::Durable).expect("durable");
+    let m = made(&mut c);
+    assert_eq!((m.files.as_str(), m.owners.as_str(), m.keys), ("p", "p", 1));
+    assert_eq!(m.indexes, files_indexes, "the same indexes as files");
 }

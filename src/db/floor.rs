@@ -1,6 +1,7 @@
 //! PostgreSQL's raw write rate for rows we have indexed: `COPY` into unlogged copies of `files` and `file_owners`
 //! (same columns, same indexes). `smanager bench` divides our indexing rate by it, so the report says how close we
-//! are to what PostgreSQL on this machine allows, whatever the machine.
+//! are to what PostgreSQL on this machine allows, whatever the machine. The same copy into logged tables with the
+//! owners' foreign key says what keeping the rows durable costs at least, whoever writes them.
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,17 @@ pub enum FloorOrder {
     /// The whole table in key order, which only a writer holding every row before writing could feed. Reported
     /// next to the limit, for comparison with earlier reports.
     KeyOrder,
+}
+
+/// What the copies are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorTables {
+    /// Unlogged, without the foreign key: PostgreSQL's raw write rate, the limit the bench's ratios divide by.
+    Unlogged,
+    /// Logged, with the owners' foreign key, committing without waiting for the WAL flush as the indexer does: the
+    /// least any writer pays for holding these rows durably and consistently, so the bench can say how far durable
+    /// writing alone keeps us from the limit.
+    Durable,
 }
 
 /// One table's rows as `COPY` text lines, each with its sort key.
@@ -200,14 +212,37 @@ fn read_chunks(
     Ok(())
 }
 
-/// Copies every `files` row (and every `file_owners` row when `owners`) into fresh unlogged copies, in chunks of
-/// `chunk` rows fed in `order` (spooled to a temporary file first, see [`Spool`]), and times the copies.
-/// `process_cpu` gives a local process's CPU time so far, by pid: it is read around each `COPY` for the connection's
-/// server process. The copies are dropped afterwards.
+/// Creates empty `floor_files` and `floor_file_owners` made of `tables` (dropping any left over): public so a test
+/// can check what they are made of.
+pub fn create_copies(conn: &mut PgConnection, tables: FloorTables) -> Result<(), DbError> {
+    diesel::sql_query("DROP TABLE IF EXISTS floor_files, floor_file_owners").execute(conn)?;
+    match tables {
+        FloorTables::Unlogged => {
+            diesel::sql_query("CREATE UNLOGGED TABLE floor_files (LIKE files INCLUDING ALL)").execute(conn)?;
+            diesel::sql_query("CREATE UNLOGGED TABLE floor_file_owners (LIKE file_owners INCLUDING ALL)")
+                .execute(conn)?;
+        }
+        FloorTables::Durable => {
+            diesel::sql_query("CREATE TABLE floor_files (LIKE files INCLUDING ALL)").execute(conn)?;
+            diesel::sql_query(
+                "CREATE TABLE floor_file_owners (LIKE file_owners INCLUDING ALL,
+                     FOREIGN KEY (cid) REFERENCES floor_files (cid) ON DELETE CASCADE)",
+            )
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies every `files` row (and every `file_owners` row when `owners`) into fresh copies made of `tables`, in
+/// chunks of `chunk` rows fed in `order` (spooled to a temporary file first, see [`Spool`]), each chunk its own
+/// transaction, and times the copies. `process_cpu` gives the server's CPU time so far, given the connection's server
+/// process id: it is read around each `COPY`. The copies are dropped afterwards.
 pub fn copy_floor(
     conn: &mut PgConnection,
     owners: bool,
     order: FloorOrder,
+    tables: FloorTables,
     chunk: usize,
     process_cpu: &dyn Fn(u32) -> Option<Duration>,
 ) -> Result<CopyFloor, DbError> {
@@ -215,9 +250,11 @@ pub fn copy_floor(
         diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("pg_backend_pid()")).get_result(conn)?;
     let backend = u32::try_from(backend).ok();
     let cpu = || backend.and_then(process_cpu);
-    diesel::sql_query("DROP TABLE IF EXISTS floor_files, floor_file_owners").execute(conn)?;
-    diesel::sql_query("CREATE UNLOGGED TABLE floor_files (LIKE files INCLUDING ALL)").execute(conn)?;
-    diesel::sql_query("CREATE UNLOGGED TABLE floor_file_owners (LIKE file_owners INCLUDING ALL)").execute(conn)?;
+    create_copies(conn, tables)?;
+    if tables == FloorTables::Durable {
+        // Committing as the indexer does. Reset below; a failed floor fails the bench with its connection.
+        diesel::sql_query("SET synchronous_commit = off").execute(conn)?;
+    }
     let mut out = CopyFloor {
         server_cpu: cpu().map(|_| Duration::ZERO),
         ..CopyFloor::default()
@@ -225,7 +262,9 @@ pub fn copy_floor(
     // Copies one chunk of lines, adding its time and the server CPU it took (read before and after it; unknown as
     // soon as one reading is missing). Returns the rows copied.
     let mut timed = |conn: &mut PgConnection, text: &[u8], owners: bool| -> Result<u64, DbError> {
-        let (started, before) = (Instant::now(), cpu());
+        // The reading first: it may scan every process, and is not the copy's time.
+        let before = cpu();
+        let started = Instant::now();
         let n = if owners {
             diesel::copy_from(floor_file_owners::table)
                 .from_raw_data(floor_file_owners::table, super::copy_body(text))
@@ -256,6 +295,7 @@ pub fn copy_floor(
             Ok(())
         })?;
     }
+    diesel::sql_query("RESET synchronous_commit").execute(conn)?;
     diesel::sql_query("DROP TABLE floor_files, floor_file_owners").execute(conn)?;
     Ok(CopyFloor {
         file_rows,
