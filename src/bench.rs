@@ -174,22 +174,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let raw_bytes = raw_blocks(&raw, head).await?;
         let block_chain_rate = head as f64 / raw_started.elapsed().as_secs_f64();
         let raw_cpu = CpuSnapshot::take(chain_pid).per_unit_since(&raw_cpu_before, head as f64);
-        let (floor, key_order_floor) = {
+        // The rows copied three ways, in chunks as the scanner writes: the raw limit in arrival order and in key
+        // order, then what durability costs whoever writes (logged copies with the key; every server process is
+        // counted, since the WAL writer flushes what the backend logged).
+        let (floor, key_order_floor, durable) = {
             let chunk = bench_settings(&url, &pg.url).chain.scan_write_rows as usize;
             let mut c = db.conn()?;
             (
                 copy_floor(&mut c, true, FloorOrder::Arrival, FloorTables::Unlogged, chunk, &proc_cpu)?,
                 copy_floor(&mut c, true, FloorOrder::KeyOrder, FloorTables::Unlogged, chunk, &proc_cpu)?,
+                copy_floor(&mut c, true, FloorOrder::Arrival, FloorTables::Durable, chunk, &|_| {
+                    postgres_cpu()
+                })?,
             )
-        };
-        // What durability costs whoever writes: the same copy into logged tables with the key. Every server
-        // process is counted, since the WAL writer flushes what the backend logged.
-        let durable = {
-            let chunk = bench_settings(&url, &pg.url).chain.scan_write_rows as usize;
-            let mut c = db.conn()?;
-            copy_floor(&mut c, true, FloorOrder::Arrival, FloorTables::Durable, chunk, &|_| {
-                postgres_cpu()
-            })?
         };
         // The least CPU per block each party needs: the client reading blocks raw, the chain serving them, the
         // server copying their rows.

@@ -295,7 +295,9 @@ pub fn copy_floor(
             Ok(())
         })?;
     }
-    diesel::sql_query("RESET synchronous_commit").execute(conn)?;
+    if tables == FloorTables::Durable {
+        diesel::sql_query("RESET synchronous_commit").execute(conn)?;
+    }
     diesel::sql_query("DROP TABLE floor_files, floor_file_owners").execute(conn)?;
     Ok(CopyFloor {
         file_rows,
