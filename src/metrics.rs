@@ -31,6 +31,9 @@ pub struct Metrics {
     pub coordinator_failures_total: IntCounterVec,
     pub indexed_orders_total: IntCounter,
     pub undecodable_blocks_total: IntCounter,
+    /// Blocks the fast layout reader could not take, read by subxt instead: a steady rise means a runtime whose
+    /// shapes the layouts do not know, and a slower indexer.
+    pub blocks_read_by_subxt_total: IntCounter,
     pub pin_duration_seconds: HistogramVec,
     pub seal_duration_seconds: HistogramVec,
     pub rpc_duration_seconds: HistogramVec,
@@ -131,6 +134,19 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             .unwrap_or_else(|e| panic!("undecodable_blocks_total: {e}"));
             r.register(Box::new(c.clone()))
                 .unwrap_or_else(|e| panic!("undecodable_blocks_total: {e}"));
+            c
+        },
+        blocks_read_by_subxt_total: {
+            let c = IntCounter::with_opts(
+                Opts::new(
+                    "blocks_read_by_subxt_total",
+                    "Blocks the layout reader could not take, read by subxt instead.",
+                )
+                .namespace("smanager"),
+            )
+            .unwrap_or_else(|e| panic!("blocks_read_by_subxt_total: {e}"));
+            r.register(Box::new(c.clone()))
+                .unwrap_or_else(|e| panic!("blocks_read_by_subxt_total: {e}"));
             c
         },
         pin_duration_seconds: histogram_vec(

@@ -393,3 +393,94 @@ async fn a_renewal_refreshes_the_files_chain_facts() {
     assert_eq!(amount, bigdecimal::BigDecimal::from(after.amount));
     chain.stop().await;
 }
+
+/// The indexer reads blocks by layout ([`smanager::chain::layout`]) and falls back to subxt: on a busy devnet
+/// history (scenario orders and closes, batches, repeat and opaque orders, renewals, illegal closes, a bad
+/// MerkleRoot) both readers must give every block the same events, and a block neither can decode is an error from
+/// both, not something the layout reader gets past.
+#[actix_rt::test]
+async fn the_layout_reader_reads_every_block_as_subxt_does() {
+    use smanager::chain::client::Reader;
+    use smanager::devnet::chain::ScenarioConfig;
+    let content = ContentStore::new();
+    let chain = DevChain::start(
+        ChainConfig {
+            scenario: ScenarioConfig {
+                seed: 9,
+                order_rate: 4.0,
+                close_after_blocks: 3,
+                close_share: 0.5,
+                ..Default::default()
+            },
+            ..ChainConfig::quiet(0, vec![account("m0")])
+        },
+        Arc::new(content.clone()),
+    )
+    .await
+    .expect("chain");
+    let a = content.build(41, 1000, false, true).cid;
+    let b = content.build(42, 500, true, true).cid;
+    let c = content.build(43, 700, false, true).cid;
+    for round in 0..12u32 {
+        match round % 4 {
+            0 => chain.order_batch_now(&[(&a, 1000, 4), (&b, 500, 2), (&a, 2000, 9)]),
+            1 => {
+                chain.order_now(&b, 500, 3);
+                chain.order_now(&b, 500, 3);
+                chain.order_opaque_now(&c, 700);
+            }
+            2 => {
+                chain.renew_now(&a, 1000);
+                chain.close_now(&c, true);
+                chain.order_raw(vec![0xff, 0xfe, 0x00], 10);
+            }
+            _ => chain.close_now(&b, false),
+        }
+        chain.produce_block();
+    }
+    for _ in 0..8 {
+        chain.produce_block();
+    }
+    let head = u64::from(chain.produce_block());
+
+    let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
+    let mut seen = [0usize; 5];
+    for n in 1..=head {
+        let by_layout = client
+            .read_block(n, Reader::Layout)
+            .await
+            .unwrap_or_else(|e| panic!("block {n} by layout: {e}"));
+        let by_subxt = client
+            .read_block(n, Reader::Subxt)
+            .await
+            .unwrap_or_else(|e| panic!("block {n} by subxt: {e}"));
+        assert_eq!(by_layout, by_subxt, "block {n}: the readers disagree");
+        for e in &by_layout.events {
+            let kind = match e {
+                ChainEvent::Ordered(_) => 0,
+                ChainEvent::Closed {
+                    reason: smanager::chain::CloseReason::Closed,
+                    ..
+                } => 1,
+                ChainEvent::Closed { .. } => 2,
+                ChainEvent::Refreshed(_) => 3,
+                ChainEvent::Invalid { .. } => 4,
+            };
+            seen[kind] += 1;
+        }
+    }
+    assert!(
+        seen.iter().all(|n| *n > 0),
+        "orders, closes, illegal closes, refreshes and bad data all compared: {seen:?}"
+    );
+
+    // A block with an extrinsic nothing can decode: the layout reader refuses it, and the indexer's reader reports
+    // subxt's decode error.
+    chain.inject_garbage();
+    let bad = u64::from(chain.produce_block());
+    assert!(client.read_block(bad, Reader::Layout).await.is_err());
+    match client.block(bad).await {
+        Err(smanager::chain::ChainError::Decode { number, .. }) => assert_eq!(number, bad),
+        other => panic!("a garbage block must be a decode error: {other:?}"),
+    }
+}

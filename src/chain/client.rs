@@ -18,6 +18,7 @@ use subxt::rpcs::methods::legacy::LegacyRpcMethods;
 use subxt::rpcs::RpcClient;
 use subxt::{OnlineClient, SubstrateConfig};
 
+use super::layout::{LayoutError, Layouts};
 use super::versions::CrustConfig;
 
 use super::{
@@ -36,6 +37,19 @@ pub struct SubxtChain {
     /// Addresses of the accounts seen lately: a few accounts place most orders, and encoding one (a Blake2b-512 and
     /// a base58 division) costs more than decoding the order.
     addresses: std::cell::RefCell<HashMap<[u8; 32], String>>,
+    /// Each runtime's layouts, compiled from its metadata the first time one of its blocks is read.
+    layouts: std::cell::RefCell<HashMap<u32, Rc<Layouts>>>,
+}
+
+/// Which reader [`SubxtChain::read_block`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// Layouts only: a block they cannot take is an error (what tests compare).
+    Layout,
+    /// subxt only.
+    Subxt,
+    /// Layouts, and subxt for a block they cannot take: what the indexer uses.
+    LayoutThenSubxt,
 }
 
 /// Accounts whose address is kept; the cache starts afresh beyond.
@@ -184,7 +198,18 @@ impl SubxtChain {
             raw: rpc_client,
             config,
             addresses: Default::default(),
+            layouts: Default::default(),
         })
+    }
+
+    /// The layouts of runtime `spec`, compiled from `metadata` the first time.
+    fn layouts(&self, spec: u32, metadata: &subxt::metadata::Metadata) -> Result<Rc<Layouts>, LayoutError> {
+        if let Some(l) = self.layouts.borrow().get(&spec) {
+            return Ok(l.clone());
+        }
+        let l = Rc::new(Layouts::compile(metadata)?);
+        self.layouts.borrow_mut().insert(spec, l.clone());
+        Ok(l)
     }
 
     /// The Crust address of `id`, encoded once while it stays in the cache.
@@ -264,7 +289,14 @@ impl SubxtChain {
         self.config.known(number)
     }
 
+    /// Block `number` as the indexer stores it. It is read by layout ([`super::layout`]); a block that reading
+    /// cannot take (a shape it does not know) is read by subxt, whose errors are the ones reported.
     async fn decode_block(&self, number: u64) -> Result<IndexedBlock, ChainError> {
+        self.read_block(number, Reader::LayoutThenSubxt).await
+    }
+
+    /// Block `number` read as `reader` says: tests compare both readers on the same blocks.
+    pub async fn read_block(&self, number: u64, reader: Reader) -> Result<IndexedBlock, ChainError> {
         let unavailable = |e: &dyn std::fmt::Display| ChainError::Unavailable(format!("block {number}: {e}"));
         let decode = |e: &dyn std::fmt::Display| ChainError::Decode {
             number,
@@ -272,61 +304,42 @@ impl SubxtChain {
         };
         let at = self.at_block(number).await?;
         let hash = format!("{:?}", at.block_hash());
-        // Body and events read by `raw`; subxt decodes the bytes as if it had fetched them.
+        // Body and events read by `raw`, then decoded from the bytes.
         let (body, event_bytes) = super::raw::block_and_events(&self.raw, at.block_hash())
             .await
             .map_err(|e| unavailable(&e))?;
         let body = body.ok_or_else(|| unavailable(&"the node does not have this block"))?;
-        let exts = at.extrinsics().from_bytes(body).await;
-        let events = at.events().from_bytes(event_bytes);
-
-        let exts = exts.iter().collect::<Result<Vec<_>, _>>().map_err(|e| decode(&e))?;
-        // Calls are decoded only for extrinsics that placed orders (most of a real block is something else).
-
         let spec = at.spec_version();
-        // Every order of each extrinsic in call order (batches flattened), and how many of them per CID the
-        // extrinsic's FileSuccess events have used: the n-th FileSuccess for a CID is the n-th order for it, so two
-        // orders on one CID in one batch, or in two extrinsics, are two orders with their own size and tips.
-        let mut orders_of: HashMap<usize, Vec<(Vec<u8>, u64, u128)>> = HashMap::new();
-        let mut used: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
-        let mut out = Vec::new();
-        for ev in events.iter() {
-            let ev = ev.map_err(|e| decode(&e))?;
-            if ev.pallet_name() != "Market" {
-                continue;
-            }
-            let name = ev.event_name().to_string();
-            if !matches!(
-                name.as_str(),
-                "FileSuccess"
-                    | "CalculateSuccess"
-                    | "FileClosed"
-                    | "IllegalFileClosed"
-                    | "RenewFileSuccess"
-                    | "AddPrepaidSuccess"
-            ) {
-                continue;
-            }
-            let (raw, who) = match market_event_bytes(&ev, &name) {
-                Some(found) => found,
-                None => {
-                    let fields: Value = ev
-                        .decode_fields_unchecked_as::<Value>()
-                        .map_err(|e| decode(&format!("Market.{name}: {e}")))?;
-                    let values = unnamed_fields(&fields);
-                    // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
-                    let (cid_value, who) =
-                        if matches!(name.as_str(), "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
-                            (values.get(1), values.first().and_then(|v| value_bytes(v)))
-                        } else {
-                            (values.first(), None)
-                        };
-                    let Some(raw) = cid_value.and_then(|v| value_bytes(v)) else {
-                        return Err(decode(&format!("Market.{name} without a MerkleRoot")));
-                    };
-                    (raw, who)
+        let by_layout = match reader {
+            Reader::Subxt => None,
+            _ => Some(
+                self.layouts(spec, at.metadata_ref())
+                    .and_then(|l| facts_by_layout(&l, at.metadata_ref(), &body, &event_bytes)),
+            ),
+        };
+        let facts = match by_layout {
+            Some(Ok(facts)) => facts,
+            Some(Err(e)) if reader == Reader::Layout => return Err(decode(&e)),
+            other => {
+                if let Some(Err(e)) = other {
+                    log::debug!(target: "smanager::chain", "block {number} read by subxt: {e}");
+                    crate::metrics::METRICS.blocks_read_by_subxt_total.inc();
                 }
-            };
+                facts_by_subxt(&at, body, event_bytes).await.map_err(|e| decode(&e))?
+            }
+        };
+        let mut out = Vec::new();
+        // How many orders per (extrinsic, CID) the FileSuccess events have used: the n-th FileSuccess for a CID is the
+        // n-th order for it, so two orders on one CID in one batch, or in two extrinsics, are two orders with their
+        // own size and tips.
+        let mut used: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+        for MarketEvent {
+            name,
+            cid: raw,
+            who,
+            extrinsic: ext_index,
+        } in facts.events
+        {
             let cid = match parse_cid(&raw) {
                 Ok(c) => c,
                 Err(reason) => {
@@ -337,43 +350,11 @@ impl SubxtChain {
                     continue;
                 }
             };
-            match name.as_str() {
+            match name {
                 "FileSuccess" => {
                     let owner_bytes = who.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok());
-                    let ext_index = match ev.phase() {
-                        Phase::ApplyExtrinsic(i) => Some(i as usize),
-                        _ => None,
-                    };
                     let from_call = ext_index.and_then(|i| {
-                        // The extrinsic's orders, found once per extrinsic; none when its call does not decode.
-                        let orders = orders_of.entry(i).or_insert_with(|| {
-                            let mut v = Vec::new();
-                            let direct = exts.get(i).and_then(|x| {
-                                (x.pallet_name() == "Market" && x.call_name() == "place_storage_order")
-                                    .then(|| x.decode_call_data_fields_unchecked_as::<PlaceStorageOrder>().ok())
-                                    .flatten()
-                            });
-                            if let Some(o) = direct {
-                                v.push((o.cid, o.reported_file_size, o.tips));
-                            } else if let Some(call) = exts.get(i).and_then(|x| x.decode_call_data_as::<Value>().ok()) {
-                                find_orders(&call, &mut v);
-                                // Multisig carries its call as opaque bytes: decode them as a call of this runtime.
-                                let md = at.metadata_ref();
-                                let mut opaque = Vec::new();
-                                opaque_calls(&call, &mut opaque);
-                                for bytes in opaque {
-                                    let inner = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
-                                        &mut &bytes[..],
-                                        md.outer_enums().call_enum_ty(),
-                                        md.types(),
-                                    );
-                                    if let Ok(inner) = inner {
-                                        find_orders(&inner, &mut v);
-                                    }
-                                }
-                            }
-                            v
-                        });
+                        let orders = facts.orders.get(&i)?;
                         let n = used.entry((i, raw.clone())).or_insert(0);
                         let mine: Vec<&(Vec<u8>, u64, u128)> = orders.iter().filter(|o| o.0 == raw).collect();
                         let hit = mine.get(*n).or(mine.last()).map(|o| (o.1, o.2));
@@ -405,11 +386,7 @@ impl SubxtChain {
                         }
                     };
                     let owner = owner_bytes
-                        .or_else(|| {
-                            ext_index
-                                .and_then(|i| exts.get(i))
-                                .and_then(|x| x.address_bytes().and_then(account_from_address))
-                        })
+                        .or_else(|| ext_index.and_then(|i| facts.signers.get(&i).copied()))
                         .map(|id| self.address(&id))
                         .unwrap_or_default();
                     out.push(ChainEvent::Ordered(FileOrder { cid, size, tips, owner }));
@@ -456,13 +433,8 @@ impl SubxtChain {
         out.dedup_by(|a, b| matches!(a, ChainEvent::Closed { .. }) && a == b);
         // The `timestamp.set` inherent carries what `Timestamp.Now` holds after the block: read from the body already
         // fetched, one request per block fewer. A block without a decodable one asks the storage.
-        let inherent = exts.iter().find_map(|x| {
-            (x.pallet_name() == "Timestamp" && x.call_name() == "set")
-                .then(|| x.decode_call_data_fields_unchecked_as::<TimestampSet>().ok())
-                .flatten()
-        });
-        let timestamp_ms = match inherent {
-            Some(set) => Some(set.now),
+        let timestamp_ms = match facts.timestamp_ms {
+            Some(now) => Some(now),
             None => match at.storage().fetch_raw(keys::timestamp_now()).await {
                 Ok(v) => v
                     .get(..8)
@@ -478,6 +450,256 @@ impl SubxtChain {
             events: out,
         })
     }
+}
+
+/// What a block says that the indexer acts on, whichever reader read it.
+#[derive(Debug, Default)]
+struct BlockFacts {
+    /// The Market events the indexer acts on, in order.
+    events: Vec<MarketEvent>,
+    /// The orders of each extrinsic a `FileSuccess` names, in call order (batches flattened); empty when its call
+    /// holds none or does not decode.
+    orders: HashMap<usize, Vec<(Vec<u8>, u64, u128)>>,
+    /// The signer of each extrinsic a `FileSuccess` names, when its address is an account.
+    signers: HashMap<usize, [u8; 32]>,
+    /// What the block's `timestamp.set` inherent set.
+    timestamp_ms: Option<u64>,
+}
+
+impl BlockFacts {
+    /// Adds a Market event; the first time an event names an extrinsic as `orderer`, `read` gives that
+    /// extrinsic's orders and signer.
+    fn note(
+        &mut self,
+        name: &'static str,
+        cid: Vec<u8>,
+        who: Option<Vec<u8>>,
+        extrinsic: Option<usize>,
+        orderer: Option<usize>,
+        read: impl FnOnce(usize) -> (Vec<(Vec<u8>, u64, u128)>, Option<[u8; 32]>),
+    ) {
+        if let Some(i) = orderer {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.orders.entry(i) {
+                let (orders, signer) = read(i);
+                e.insert(orders);
+                if let Some(signer) = signer {
+                    self.signers.insert(i, signer);
+                }
+            }
+        }
+        self.events.push(MarketEvent {
+            name,
+            cid,
+            who,
+            extrinsic,
+        });
+    }
+}
+
+/// A Market event's MerkleRoot, its account (orders, renewals, top-ups) and the extrinsic that emitted it.
+#[derive(Debug)]
+struct MarketEvent {
+    name: &'static str,
+    cid: Vec<u8>,
+    who: Option<Vec<u8>>,
+    extrinsic: Option<usize>,
+}
+
+/// The Market events the indexer acts on.
+const MARKET_EVENTS: [&str; 6] = [
+    "FileSuccess",
+    "CalculateSuccess",
+    "FileClosed",
+    "IllegalFileClosed",
+    "RenewFileSuccess",
+    "AddPrepaidSuccess",
+];
+
+fn market_event(pallet: &str, name: &str) -> Option<&'static str> {
+    (pallet == "Market")
+        .then(|| MARKET_EVENTS.iter().find(|n| **n == name).copied())
+        .flatten()
+}
+
+type AtBlock = subxt::client::ClientAtBlock<CrustConfig, subxt::client::OnlineClientAtBlockImpl<CrustConfig>>;
+
+/// A block's facts read by subxt, from the metadata of the block's runtime.
+async fn facts_by_subxt(at: &AtBlock, body: Vec<Vec<u8>>, event_bytes: Vec<u8>) -> Result<BlockFacts, String> {
+    let exts = at.extrinsics().from_bytes(body).await;
+    let events = at.events().from_bytes(event_bytes);
+    let exts = exts.iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let mut facts = BlockFacts::default();
+    for ev in events.iter() {
+        let ev = ev.map_err(|e| e.to_string())?;
+        let Some(name) = market_event(ev.pallet_name(), ev.event_name()) else {
+            continue;
+        };
+        let (cid, who) = match market_event_bytes(&ev, name) {
+            Some(found) => found,
+            None => {
+                let fields: Value = ev
+                    .decode_fields_unchecked_as::<Value>()
+                    .map_err(|e| format!("Market.{name}: {e}"))?;
+                let values = unnamed_fields(&fields);
+                // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
+                let (cid_value, who) = if matches!(name, "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
+                    (values.get(1), values.first().and_then(|v| value_bytes(v)))
+                } else {
+                    (values.first(), None)
+                };
+                let Some(cid) = cid_value.and_then(|v| value_bytes(v)) else {
+                    return Err(format!("Market.{name} without a MerkleRoot"));
+                };
+                (cid, who)
+            }
+        };
+        let extrinsic = match ev.phase() {
+            Phase::ApplyExtrinsic(i) => Some(i as usize),
+            _ => None,
+        };
+        let orderer = extrinsic.filter(|_| name == "FileSuccess");
+        facts.note(name, cid, who, extrinsic, orderer, |i| {
+            let x = exts.get(i);
+            let mut v = Vec::new();
+            let direct = x.and_then(|x| {
+                (x.pallet_name() == "Market" && x.call_name() == "place_storage_order")
+                    .then(|| x.decode_call_data_fields_unchecked_as::<PlaceStorageOrder>().ok())
+                    .flatten()
+            });
+            if let Some(o) = direct {
+                v.push((o.cid, o.reported_file_size, o.tips));
+            } else if let Some(call) = x.and_then(|x| x.decode_call_data_as::<Value>().ok()) {
+                orders_in_call(&call, at.metadata_ref(), &mut v);
+            }
+            (v, x.and_then(|x| x.address_bytes().and_then(account_from_address)))
+        });
+    }
+    facts.timestamp_ms = exts.iter().find_map(|x| {
+        (x.pallet_name() == "Timestamp" && x.call_name() == "set")
+            .then(|| x.decode_call_data_fields_unchecked_as::<TimestampSet>().ok())
+            .flatten()
+            .map(|set| set.now)
+    });
+    Ok(facts)
+}
+
+/// Every order in a call decoded as a `Value` (batches, `as_derivative`, multisig's opaque calls decoded as calls
+/// of this runtime).
+fn orders_in_call(call: &Value, metadata: &subxt::metadata::Metadata, out: &mut Vec<(Vec<u8>, u64, u128)>) {
+    find_orders(call, out);
+    let mut opaque = Vec::new();
+    opaque_calls(call, &mut opaque);
+    for bytes in opaque {
+        let inner = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
+            &mut &bytes[..],
+            metadata.outer_enums().call_enum_ty(),
+            metadata.types(),
+        );
+        if let Ok(inner) = inner {
+            find_orders(&inner, out);
+        }
+    }
+}
+
+/// A block's facts read by layout: the same facts as [`facts_by_subxt`], or an error for anything it does not
+/// know the shape of (the caller then asks subxt). Calls other than a direct `place_storage_order` are decoded as
+/// `Value`s, as subxt decodes them.
+fn facts_by_layout(
+    layouts: &Layouts,
+    metadata: &subxt::metadata::Metadata,
+    body: &[Vec<u8>],
+    event_bytes: &[u8],
+) -> Result<BlockFacts, LayoutError> {
+    let exts = body
+        .iter()
+        .map(|b| layouts.extrinsic(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shape = |name: &str| LayoutError::Unexpected(format!("Market.{name} has fields of another shape"));
+    let mut facts = BlockFacts::default();
+    for ev in layouts.events(event_bytes)? {
+        let Some(name) = market_event(&ev.info.pallet, &ev.info.name) else {
+            continue;
+        };
+        let mut data = ev.fields;
+        let fields = &ev.info.fields;
+        let (who, cid) = match (name, fields.as_slice()) {
+            ("FileSuccess" | "RenewFileSuccess", [who, cid]) => (
+                layouts.read_bytes(*who, &mut data)?,
+                layouts.read_bytes(*cid, &mut data)?,
+            ),
+            ("AddPrepaidSuccess", [who, cid, amount]) => {
+                let found = (
+                    layouts.read_bytes(*who, &mut data)?,
+                    layouts.read_bytes(*cid, &mut data)?,
+                );
+                layouts.read_uint(*amount, &mut data)?.ok_or_else(|| shape(name))?;
+                found
+            }
+            ("FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess", _) => return Err(shape(name)),
+            (_, [cid]) => (Some(Vec::new()), layouts.read_bytes(*cid, &mut data)?),
+            _ => return Err(shape(name)),
+        };
+        let (Some(who), Some(cid)) = (who, cid) else {
+            return Err(shape(name));
+        };
+        let who = matches!(name, "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess").then_some(who);
+        let extrinsic = ev.extrinsic.map(|i| i as usize);
+        let orderer = extrinsic.filter(|_| name == "FileSuccess");
+        facts.note(name, cid, who, extrinsic, orderer, |i| {
+            let x = exts.get(i);
+            let mut v = Vec::new();
+            let direct = x.filter(|x| x.call.pallet == "Market" && x.call.name == "place_storage_order");
+            if let Some(o) = direct.and_then(|x| direct_order(layouts, x)) {
+                v.push(o);
+            } else if let Some(x) = x {
+                let call = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
+                    &mut &x.call_bytes[..],
+                    metadata.outer_enums().call_enum_ty(),
+                    metadata.types(),
+                );
+                if let Ok(call) = call {
+                    orders_in_call(&call, metadata, &mut v);
+                }
+            }
+            (v, x.and_then(|x| x.address).and_then(account_from_address))
+        });
+    }
+    facts.timestamp_ms = exts
+        .iter()
+        .filter(|x| x.call.pallet == "Timestamp" && x.call.name == "set")
+        .find_map(|x| {
+            let mut data = x.args;
+            let mut now = None;
+            for (name, ty) in &x.call.args {
+                let v = layouts.read_uint(*ty, &mut data).ok()?;
+                if name == "now" {
+                    now = v.and_then(|v| u64::try_from(v).ok());
+                }
+            }
+            now
+        });
+    Ok(facts)
+}
+
+/// A direct `place_storage_order`'s (cid, size, tips), read by name as [`PlaceStorageOrder`] decodes them; `None`
+/// when one is missing or of another type.
+fn direct_order(layouts: &Layouts, x: &super::layout::Extrinsic<'_>) -> Option<(Vec<u8>, u64, u128)> {
+    let mut data = x.args;
+    let (mut cid, mut size, mut tips) = (None, None, None);
+    for (name, ty) in &x.call.args {
+        match name.as_str() {
+            "cid" => cid = layouts.read_bytes(*ty, &mut data).ok()?,
+            "reported_file_size" => {
+                size = layouts
+                    .read_uint(*ty, &mut data)
+                    .ok()?
+                    .and_then(|v| u64::try_from(v).ok())
+            }
+            "tips" => tips = layouts.read_uint(*ty, &mut data).ok()?,
+            _ => layouts.skip(*ty, &mut data).ok()?,
+        }
+    }
+    Some((cid?, size?, tips?))
 }
 
 /// The size of `cid`'s file in the storage map(s) of the block's runtime, or `None` when the chain holds no entry.

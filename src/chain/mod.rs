@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod keys;
+pub mod layout;
 pub mod raw;
 pub mod ss58;
 pub mod versions;
