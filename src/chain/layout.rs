@@ -101,22 +101,7 @@ impl Layouts {
     /// Compiles the layouts of every type, call and event of `metadata`.
     pub fn compile(metadata: &Metadata) -> Result<Self, LayoutError> {
         use subxt::ext::frame_decode::extrinsics::ExtrinsicTypeInfo;
-        let types = metadata.types();
-        let mut fixed = FixedSizes::new(types);
-        let mut shapes = Vec::with_capacity(types.types.len());
-        let mut readings = Vec::with_capacity(types.types.len());
-        for (i, t) in types.types.iter().enumerate() {
-            if t.id as usize != i {
-                return Err(LayoutError::Unexpected(format!("type ids are not dense at {i}")));
-            }
-            let id = t.id;
-            let shape = match fixed.size(id) {
-                Some(n) => Shape::Fixed(n),
-                None => variable_shape(types, &mut fixed, &t.ty.type_def)?,
-            };
-            shapes.push(shape);
-            readings.push(reading(types, id, 0));
-        }
+        let (shapes, readings) = shapes_of(metadata.types())?;
         let mut calls = HashMap::new();
         let mut events = HashMap::new();
         for pallet in metadata.pallets() {
@@ -375,6 +360,25 @@ pub struct Extrinsic<'a> {
     pub args: &'a [u8],
 }
 
+/// How to step over, and how to read, each type of a registry (indexed by type id).
+fn shapes_of(types: &PortableRegistry) -> Result<(Vec<Shape>, Vec<Reading>), LayoutError> {
+    let mut fixed = FixedSizes::new(types);
+    let mut shapes = Vec::with_capacity(types.types.len());
+    let mut readings = Vec::with_capacity(types.types.len());
+    for (i, t) in types.types.iter().enumerate() {
+        if t.id as usize != i {
+            return Err(LayoutError::Unexpected(format!("type ids are not dense at {i}")));
+        }
+        let shape = match fixed.size(t.id) {
+            Some(n) => Shape::Fixed(n),
+            None => variable_shape(types, &mut fixed, &t.ty.type_def)?,
+        };
+        shapes.push(shape);
+        readings.push(reading(types, t.id, 0));
+    }
+    Ok((shapes, readings))
+}
+
 fn advance(data: &mut &[u8], n: usize) -> Result<(), LayoutError> {
     *data = data.get(n..).ok_or(LayoutError::Eof)?;
     Ok(())
@@ -545,5 +549,168 @@ fn reading(types: &PortableRegistry, id: u32, depth: u32) -> Reading {
         }
         TypeDef::Tuple(t) if t.fields.len() == 1 && depth < MAX_DEPTH => reading(types, t.fields[0].id, depth + 1),
         _ => Reading::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parity_scale_codec::Encode;
+    use scale_info::{meta_type, Registry, TypeInfo};
+
+    /// Layouts of the given types only (no calls, events or extrinsic format), with the id of each.
+    fn layouts_of(metas: Vec<scale_info::MetaType>) -> (Layouts, Vec<u32>) {
+        let mut registry = Registry::new();
+        let ids: Vec<u32> = metas.into_iter().map(|m| registry.register_type(&m).id).collect();
+        let types = PortableRegistry::from(registry);
+        let (shapes, readings) = shapes_of(&types).expect("shapes");
+        let layouts = Layouts {
+            shapes,
+            readings,
+            calls: HashMap::new(),
+            events: HashMap::new(),
+            address_ty: 0,
+            signature_ty: 0,
+            extension_tys: Vec::new(),
+        };
+        (layouts, ids)
+    }
+
+    /// Skipping a value consumes exactly its encoding, and a value cut short is an error, never a panic.
+    fn steps_over<T: Encode + TypeInfo + 'static>(value: T) {
+        let (l, ids) = layouts_of(vec![meta_type::<T>()]);
+        let mut bytes = value.encode();
+        bytes.extend_from_slice(&[0xAA, 0xBB]);
+        let mut data = &bytes[..];
+        l.skip(ids[0], &mut data).expect("skips");
+        assert_eq!(
+            data,
+            &[0xAA, 0xBB],
+            "{}: stepped over a wrong length",
+            std::any::type_name::<T>()
+        );
+        let encoded = value.encode();
+        for cut in 0..encoded.len() {
+            let mut short = &encoded[..cut];
+            assert!(
+                l.skip(ids[0], &mut short).is_err(),
+                "{} cut to {cut} of {} bytes",
+                std::any::type_name::<T>(),
+                encoded.len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_shape_is_stepped_over_exactly() {
+        steps_over(7u8);
+        steps_over(u128::MAX);
+        steps_over(true);
+        steps_over([9u8; 32]);
+        steps_over(([1u8; 32], 5u64, [[2u16; 3]; 4]));
+        steps_over(b"bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi".to_vec());
+        steps_over(String::from("a memo"));
+        steps_over(vec![vec![1u8, 2, 3], vec![], vec![4u8; 300]]);
+        steps_over(vec![String::from("x"), String::from("yz")]);
+        steps_over([vec![1u8], vec![2u8, 3]]);
+        steps_over(Some(3u32));
+        steps_over(None::<u32>);
+        steps_over(Some(vec![5u8; 70]));
+        steps_over(Ok::<u64, Vec<u8>>(9));
+        steps_over(Err::<u64, Vec<u8>>(vec![1, 2]));
+        steps_over(vec![(1u8, Some(2u16)), (3, None)]);
+        steps_over(Box::new(17u32));
+        for n in [
+            0u128,
+            63,
+            64,
+            16_383,
+            16_384,
+            (1 << 30) - 1,
+            1 << 30,
+            u64::MAX as u128,
+            u128::MAX,
+        ] {
+            steps_over(Compact(n));
+        }
+        steps_over(Compact(u32::MAX));
+        steps_over(vec![Compact(1u64), Compact(1 << 40)]);
+    }
+
+    #[test]
+    fn fixed_sizes_are_folded_and_variable_ones_are_not() {
+        let (l, ids) = layouts_of(vec![
+            meta_type::<[u8; 32]>(),
+            meta_type::<([u8; 32], u64)>(),
+            meta_type::<Option<u32>>(),
+            meta_type::<Result<u32, u32>>(),
+            meta_type::<Vec<u8>>(),
+        ]);
+        let fixed = |id: u32| match l.shapes[id as usize] {
+            Shape::Fixed(n) => Some(n),
+            _ => None,
+        };
+        assert_eq!(fixed(ids[0]), Some(32));
+        assert_eq!(fixed(ids[1]), Some(40));
+        // Variants of different sizes (None, Some(u32)) have no one size; variants of one size do.
+        assert_eq!(fixed(ids[2]), None);
+        assert_eq!(fixed(ids[3]), Some(5));
+        assert_eq!(fixed(ids[4]), None);
+    }
+
+    #[test]
+    fn bytes_and_integers_are_read_as_scale_decode_reads_them() {
+        use subxt::ext::scale_decode::DecodeAsType;
+        let metas = vec![
+            meta_type::<Vec<u8>>(),
+            meta_type::<[u8; 32]>(),
+            meta_type::<(u64,)>(),
+            meta_type::<Compact<u128>>(),
+            meta_type::<String>(),
+            meta_type::<Vec<u16>>(),
+            meta_type::<u32>(),
+            meta_type::<([u8; 32],)>(),
+        ];
+        let mut registry = Registry::new();
+        let ids: Vec<u32> = metas.iter().map(|m| registry.register_type(m).id).collect();
+        let types = PortableRegistry::from(registry);
+        let (l, _) = layouts_of(metas);
+        let cases: Vec<(u32, Vec<u8>)> = vec![
+            (ids[0], b"Qm".to_vec().encode()),
+            (ids[1], [7u8; 32].encode()),
+            (ids[2], (42u64,).encode()),
+            (ids[3], Compact(u128::MAX).encode()),
+            (ids[4], String::from("Qm").encode()),
+            (ids[5], vec![1u16, 300].encode()),
+            (ids[6], 70_000u32.encode()),
+            (ids[7], ([3u8; 32],).encode()),
+        ];
+        for (id, bytes) in cases {
+            let theirs = Vec::<u8>::decode_as_type(&mut &bytes[..], id, &types).ok();
+            assert_eq!(
+                l.read_bytes(id, &mut &bytes[..]).ok().flatten(),
+                theirs,
+                "bytes of type {id}"
+            );
+            let theirs = u128::decode_as_type(&mut &bytes[..], id, &types).ok();
+            assert_eq!(
+                l.read_uint(id, &mut &bytes[..]).ok().flatten(),
+                theirs,
+                "integer of type {id}"
+            );
+        }
+        // Cut short: an error, not a panic.
+        assert_eq!(l.read_bytes(ids[0], &mut &[8u8, 1][..]), Err(LayoutError::Eof));
+        assert_eq!(l.read_uint(ids[2], &mut &[1u8, 2][..]), Err(LayoutError::Eof));
+    }
+
+    #[test]
+    fn an_unknown_type_or_variant_is_an_error() {
+        let (l, ids) = layouts_of(vec![meta_type::<Option<u8>>()]);
+        assert_eq!(l.skip(9_999, &mut &[0u8][..]), Err(LayoutError::UnknownType(9_999)));
+        assert_eq!(
+            l.skip(ids[0], &mut &[7u8, 1][..]),
+            Err(LayoutError::UnknownVariant { ty: ids[0], index: 7 })
+        );
     }
 }
