@@ -446,15 +446,7 @@ async fn the_layout_reader_reads_every_block_as_subxt_does() {
     let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
     let mut seen = [0usize; 5];
     for n in 1..=head {
-        let by_layout = client
-            .read_block(n, Reader::Layout)
-            .await
-            .unwrap_or_else(|e| panic!("block {n} by layout: {e}"));
-        let by_subxt = client
-            .read_block(n, Reader::Subxt)
-            .await
-            .unwrap_or_else(|e| panic!("block {n} by subxt: {e}"));
-        assert_eq!(by_layout, by_subxt, "block {n}: the readers disagree");
+        let by_layout = common::read_by_both(&client, n).await;
         for e in &by_layout.events {
             let kind = match e {
                 ChainEvent::Ordered(_) => 0,

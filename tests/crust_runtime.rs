@@ -20,7 +20,7 @@ use std::process::Command;
 use diesel::prelude::*;
 
 use common::{eventually, TestDb};
-use smanager::chain::client::{Reader, SubxtChain};
+use smanager::chain::client::SubxtChain;
 use smanager::chain::ChainSource;
 use smanager::db::schema::{cleanups, file_owners, files};
 use smanager::db::state;
@@ -244,15 +244,7 @@ async fn orders_on(chain_spec: &str, want_spec: u32) {
         let block = client.block(n).await.unwrap_or_else(|e| panic!("block {n}: {e}"));
         // The indexer's layout reader gives every block of the real runtime what subxt gives it: every event of
         // every pallet is stepped over by layout, so one wrong size would misread the rest of the block.
-        let by_layout = client
-            .read_block(n, Reader::Layout)
-            .await
-            .unwrap_or_else(|e| panic!("block {n} by layout: {e}"));
-        let by_subxt = client
-            .read_block(n, Reader::Subxt)
-            .await
-            .unwrap_or_else(|e| panic!("block {n} by subxt: {e}"));
-        assert_eq!(by_layout, by_subxt, "block {n}: the layout reader and subxt disagree");
+        let by_layout = common::read_by_both(&client, n).await;
         assert_eq!(block, by_layout, "block {n}: the indexer's reader");
         assert_eq!(
             block.timestamp_ms.map(|t| t.to_string()).as_ref(),

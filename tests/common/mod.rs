@@ -285,6 +285,21 @@ pub async fn polkadot_js(dir: &std::path::Path, script: &str, args: &[&str]) -> 
     serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("a JSON line")
 }
 
+/// Block `n` read by the layout reader and by subxt alone, which must agree (and succeed).
+pub async fn read_by_both(client: &smanager::chain::client::SubxtChain, n: u64) -> smanager::chain::IndexedBlock {
+    use smanager::chain::client::Reader;
+    let by_layout = client
+        .read_block(n, Reader::Layout)
+        .await
+        .unwrap_or_else(|e| panic!("block {n} by layout: {e}"));
+    let by_subxt = client
+        .read_block(n, Reader::Subxt)
+        .await
+        .unwrap_or_else(|e| panic!("block {n} by subxt: {e}"));
+    assert_eq!(by_layout, by_subxt, "block {n}: the layout reader and subxt disagree");
+    by_layout
+}
+
 /// The hash of block `n`, which the node must have.
 pub async fn block_hash(client: &smanager::chain::client::SubxtChain, n: u64) -> subxt::utils::H256 {
     client
