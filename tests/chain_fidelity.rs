@@ -445,8 +445,14 @@ async fn the_layout_reader_reads_every_block_as_subxt_does() {
 
     let client = SubxtChain::connect(&chain.ws_url()).await.expect("connect");
     let mut seen = [0usize; 5];
+    let fallbacks = smanager::metrics::METRICS.blocks_read_by_subxt_total.get();
     for n in 1..=head {
         let by_layout = common::read_by_both(&client, n).await;
+        assert_eq!(
+            client.block(n).await.expect("block"),
+            by_layout,
+            "block {n}: the indexer's reader"
+        );
         for e in &by_layout.events {
             let kind = match e {
                 ChainEvent::Ordered(_) => 0,
@@ -461,6 +467,11 @@ async fn the_layout_reader_reads_every_block_as_subxt_does() {
             seen[kind] += 1;
         }
     }
+    assert_eq!(
+        smanager::metrics::METRICS.blocks_read_by_subxt_total.get(),
+        fallbacks,
+        "the indexer's reader took every block by layout"
+    );
     assert!(
         seen.iter().all(|n| *n > 0),
         "orders, closes, illegal closes, refreshes and bad data all compared: {seen:?}"
@@ -471,8 +482,14 @@ async fn the_layout_reader_reads_every_block_as_subxt_does() {
     chain.inject_garbage();
     let bad = u64::from(chain.produce_block());
     assert!(client.read_block(bad, Reader::Layout).await.is_err());
+    let fallbacks = smanager::metrics::METRICS.blocks_read_by_subxt_total.get();
     match client.block(bad).await {
         Err(smanager::chain::ChainError::Decode { number, .. }) => assert_eq!(number, bad),
         other => panic!("a garbage block must be a decode error: {other:?}"),
     }
+    assert_eq!(
+        smanager::metrics::METRICS.blocks_read_by_subxt_total.get(),
+        fallbacks + 1,
+        "the block subxt had to read is counted"
+    );
 }

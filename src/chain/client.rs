@@ -37,8 +37,11 @@ pub struct SubxtChain {
     /// Addresses of the accounts seen lately: a few accounts place most orders, and encoding one (a Blake2b-512 and
     /// a base58 division) costs more than decoding the order.
     addresses: std::cell::RefCell<HashMap<[u8; 32], String>>,
-    /// Each runtime's layouts, compiled from its metadata the first time one of its blocks is read.
-    layouts: std::cell::RefCell<HashMap<u32, Rc<Layouts>>>,
+    /// Each runtime's layouts (or why it has none), compiled from its metadata the first time one of its blocks is
+    /// read.
+    layouts: std::cell::RefCell<HashMap<u32, Result<Rc<Layouts>, LayoutError>>>,
+    /// Runtimes a block of which the layouts could not take (said once at `warn`).
+    slow_specs: std::cell::RefCell<std::collections::HashSet<u32>>,
 }
 
 /// Which reader [`SubxtChain::read_block`] uses.
@@ -199,17 +202,23 @@ impl SubxtChain {
             config,
             addresses: Default::default(),
             layouts: Default::default(),
+            slow_specs: Default::default(),
         })
     }
 
     /// The layouts of runtime `spec`, compiled from `metadata` the first time.
     fn layouts(&self, spec: u32, metadata: &subxt::metadata::Metadata) -> Result<Rc<Layouts>, LayoutError> {
-        if let Some(l) = self.layouts.borrow().get(&spec) {
-            return Ok(l.clone());
+        if let Some(known) = self.layouts.borrow().get(&spec) {
+            return known.clone();
         }
-        let l = Rc::new(Layouts::compile(metadata)?);
-        self.layouts.borrow_mut().insert(spec, l.clone());
-        Ok(l)
+        // Compiled once per runtime, failure included: a runtime whose metadata cannot be compiled is read by subxt
+        // without trying again for every block.
+        let compiled = Layouts::compile(metadata).map(Rc::new);
+        if let Err(e) = &compiled {
+            log::warn!(target: "smanager::chain", "spec {spec}: no layouts ({e}); its blocks are read by subxt, more slowly");
+        }
+        self.layouts.borrow_mut().insert(spec, compiled.clone());
+        compiled
     }
 
     /// The Crust address of `id`, encoded once while it stays in the cache.
@@ -322,7 +331,12 @@ impl SubxtChain {
             Some(Err(e)) if reader == Reader::Layout => return Err(decode(&e)),
             other => {
                 if let Some(Err(e)) = other {
-                    log::debug!(target: "smanager::chain", "block {number} read by subxt: {e}");
+                    // Said once per runtime at `warn` (the metric counts every block), then at `debug`.
+                    if self.slow_specs.borrow_mut().insert(spec) {
+                        log::warn!(target: "smanager::chain", "block {number} (spec {spec}) read by subxt: {e}; later blocks of this runtime that need it are logged at debug");
+                    } else {
+                        log::debug!(target: "smanager::chain", "block {number} read by subxt: {e}");
+                    }
                     crate::metrics::METRICS.blocks_read_by_subxt_total.inc();
                 }
                 facts_by_subxt(&at, body, event_bytes).await.map_err(|e| decode(&e))?

@@ -16,7 +16,7 @@ use scale_info::{PortableRegistry, TypeDef, TypeDefPrimitive};
 use subxt::metadata::Metadata;
 
 /// Why a block could not be read by layout (subxt then reads it).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum LayoutError {
     #[error("the data ends early")]
     Eof,
