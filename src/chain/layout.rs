@@ -18,16 +18,23 @@ use subxt::metadata::Metadata;
 /// Why a block could not be read by layout (subxt then reads it).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum LayoutError {
+    /// A value is cut short.
     #[error("the data ends early")]
     Eof,
+    /// A compact integer (or length) does not decode.
     #[error("a compact integer does not decode")]
     Compact,
+    /// The data names a type the runtime does not have.
     #[error("type {0} is not in the registry")]
     UnknownType(u32),
+    /// An enum's index byte names no variant of it.
     #[error("type {ty} has no variant {index}")]
     UnknownVariant { ty: u32, index: u8 },
+    /// Values nested beyond what any Crust call holds.
     #[error("values nested deeper than {MAX_DEPTH}")]
     TooDeep,
+    /// Anything else the layouts do not read: an extrinsic version, a call or event the runtime lacks, left-over
+    /// bytes, a Market event of another shape.
     #[error("{0}")]
     Unexpected(String),
 }
@@ -72,16 +79,22 @@ enum Reading {
 /// A call of the runtime: names and arguments in order.
 #[derive(Debug, Clone)]
 pub struct CallInfo {
+    /// The pallet's name, as subxt names it.
     pub pallet: String,
+    /// The call's name.
     pub name: String,
+    /// Each argument's name and type, in order.
     pub args: Vec<(String, u32)>,
 }
 
 /// An event of the runtime: names and field types in order.
 #[derive(Debug, Clone)]
 pub struct EventInfo {
+    /// The pallet's name, as subxt names it.
     pub pallet: String,
+    /// The event's name.
     pub name: String,
+    /// Each field's type, in order.
     pub fields: Vec<u32>,
 }
 
@@ -344,6 +357,7 @@ impl Layouts {
 pub struct EventRecord<'a> {
     /// The extrinsic it was emitted by (`None` at initialization or finalization).
     pub extrinsic: Option<u32>,
+    /// What the event is, by the runtime's metadata.
     pub info: &'a EventInfo,
     /// The event's fields.
     pub fields: &'a [u8],
@@ -353,6 +367,7 @@ pub struct EventRecord<'a> {
 pub struct Extrinsic<'a> {
     /// The signer's address as encoded (`None` for an unsigned extrinsic).
     pub address: Option<&'a [u8]>,
+    /// What the call is, by the runtime's metadata.
     pub call: &'a CallInfo,
     /// The call, from its pallet index on.
     pub call_bytes: &'a [u8],
