@@ -221,6 +221,17 @@ impl SubxtChain {
         compiled
     }
 
+    /// Logs and counts a block the layouts could not take: once per runtime at `warn` (the metric counts every
+    /// block), then at `debug`.
+    fn note_read_by_subxt(&self, number: u64, spec: u32, why: &LayoutError) {
+        if self.slow_specs.borrow_mut().insert(spec) {
+            log::warn!(target: "smanager::chain", "block {number} (spec {spec}) read by subxt: {why}; later blocks of this runtime that need it are logged at debug");
+        } else {
+            log::debug!(target: "smanager::chain", "block {number} read by subxt: {why}");
+        }
+        crate::metrics::METRICS.blocks_read_by_subxt_total.inc();
+    }
+
     /// The Crust address of `id`, encoded once while it stays in the cache.
     fn address(&self, id: &[u8; 32]) -> String {
         let mut kept = self.addresses.borrow_mut();
@@ -321,26 +332,21 @@ impl SubxtChain {
         let spec = at.spec_version();
         let by_layout = match reader {
             Reader::Subxt => None,
-            _ => Some(
-                self.layouts(spec, at.metadata_ref())
-                    .and_then(|l| facts_by_layout(&l, at.metadata_ref(), &body, &event_bytes)),
-            ),
+            _ => match self
+                .layouts(spec, at.metadata_ref())
+                .and_then(|l| facts_by_layout(&l, at.metadata_ref(), &body, &event_bytes))
+            {
+                Ok(facts) => Some(facts),
+                Err(e) if reader == Reader::Layout => return Err(decode(&e)),
+                Err(e) => {
+                    self.note_read_by_subxt(number, spec, &e);
+                    None
+                }
+            },
         };
         let facts = match by_layout {
-            Some(Ok(facts)) => facts,
-            Some(Err(e)) if reader == Reader::Layout => return Err(decode(&e)),
-            other => {
-                if let Some(Err(e)) = other {
-                    // Said once per runtime at `warn` (the metric counts every block), then at `debug`.
-                    if self.slow_specs.borrow_mut().insert(spec) {
-                        log::warn!(target: "smanager::chain", "block {number} (spec {spec}) read by subxt: {e}; later blocks of this runtime that need it are logged at debug");
-                    } else {
-                        log::debug!(target: "smanager::chain", "block {number} read by subxt: {e}");
-                    }
-                    crate::metrics::METRICS.blocks_read_by_subxt_total.inc();
-                }
-                facts_by_subxt(&at, body, event_bytes).await.map_err(|e| decode(&e))?
-            }
+            Some(facts) => facts,
+            None => facts_by_subxt(&at, body, event_bytes).await.map_err(|e| decode(&e))?,
         };
         let mut out = Vec::new();
         // How many orders per (extrinsic, CID) the FileSuccess events have used: the n-th FileSuccess for a CID is the
@@ -448,7 +454,7 @@ impl SubxtChain {
         // The `timestamp.set` inherent carries what `Timestamp.Now` holds after the block: read from the body already
         // fetched, one request per block fewer. A block without a decodable one asks the storage.
         let timestamp_ms = match facts.timestamp_ms {
-            Some(now) => Some(now),
+            Some(set) => Some(set),
             None => match at.storage().fetch_raw(keys::timestamp_now()).await {
                 Ok(v) => v
                     .get(..8)
@@ -481,18 +487,17 @@ struct BlockFacts {
 }
 
 impl BlockFacts {
-    /// Adds a Market event; the first time an event names an extrinsic as `orderer`, `read` gives that
-    /// extrinsic's orders and signer.
+    /// Adds a Market event; the first time a `FileSuccess` names an extrinsic, `read` gives that extrinsic's
+    /// orders and signer.
     fn note(
         &mut self,
         name: &'static str,
         cid: Vec<u8>,
         who: Option<Vec<u8>>,
         extrinsic: Option<usize>,
-        orderer: Option<usize>,
         read: impl FnOnce(usize) -> (Vec<(Vec<u8>, u64, u128)>, Option<[u8; 32]>),
     ) {
-        if let Some(i) = orderer {
+        if let Some(i) = extrinsic.filter(|_| name == "FileSuccess") {
             if let std::collections::hash_map::Entry::Vacant(e) = self.orders.entry(i) {
                 let (orders, signer) = read(i);
                 e.insert(orders);
@@ -529,6 +534,11 @@ const MARKET_EVENTS: [&str; 6] = [
     "AddPrepaidSuccess",
 ];
 
+/// Whether a Market event's first field is the account (orders, renewals, top-ups) and its MerkleRoot the second.
+fn names_account(name: &str) -> bool {
+    matches!(name, "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess")
+}
+
 fn market_event(pallet: &str, name: &str) -> Option<&'static str> {
     (pallet == "Market")
         .then(|| MARKET_EVENTS.iter().find(|n| **n == name).copied())
@@ -556,7 +566,7 @@ async fn facts_by_subxt(at: &AtBlock, body: Vec<Vec<u8>>, event_bytes: Vec<u8>) 
                     .map_err(|e| format!("Market.{name}: {e}"))?;
                 let values = unnamed_fields(&fields);
                 // (AccountId, MerkleRoot, …) for orders, renewals and prepaid; (MerkleRoot, …) for closes.
-                let (cid_value, who) = if matches!(name, "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess") {
+                let (cid_value, who) = if names_account(name) {
                     (values.get(1), values.first().and_then(|v| value_bytes(v)))
                 } else {
                     (values.first(), None)
@@ -571,8 +581,7 @@ async fn facts_by_subxt(at: &AtBlock, body: Vec<Vec<u8>>, event_bytes: Vec<u8>) 
             Phase::ApplyExtrinsic(i) => Some(i as usize),
             _ => None,
         };
-        let orderer = extrinsic.filter(|_| name == "FileSuccess");
-        facts.note(name, cid, who, extrinsic, orderer, |i| {
+        facts.note(name, cid, who, extrinsic, |i| {
             let x = exts.get(i);
             let mut v = Vec::new();
             let direct = x.and_then(|x| {
@@ -604,15 +613,20 @@ fn orders_in_call(call: &Value, metadata: &subxt::metadata::Metadata, out: &mut 
     let mut opaque = Vec::new();
     opaque_calls(call, &mut opaque);
     for bytes in opaque {
-        let inner = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
-            &mut &bytes[..],
-            metadata.outer_enums().call_enum_ty(),
-            metadata.types(),
-        );
-        if let Ok(inner) = inner {
+        if let Some(inner) = call_value(&bytes, metadata) {
             find_orders(&inner, out);
         }
     }
+}
+
+/// Encoded call bytes (pallet index first) decoded as a call of this runtime, as subxt decodes a call's data.
+fn call_value(bytes: &[u8], metadata: &subxt::metadata::Metadata) -> Option<Value> {
+    <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
+        &mut &bytes[..],
+        metadata.outer_enums().call_enum_ty(),
+        metadata.types(),
+    )
+    .ok()
 }
 
 /// A block's facts read by layout: the same facts as [`facts_by_subxt`], or an error for anything it does not
@@ -635,45 +649,27 @@ fn facts_by_layout(
             continue;
         };
         let mut data = ev.fields;
-        let fields = &ev.info.fields;
-        let (who, cid) = match (name, fields.as_slice()) {
-            ("FileSuccess" | "RenewFileSuccess", [who, cid]) => (
-                layouts.read_bytes(*who, &mut data)?,
-                layouts.read_bytes(*cid, &mut data)?,
-            ),
+        let mut bytes = |ty: u32| layouts.read_bytes(ty, &mut data)?.ok_or_else(|| shape(name));
+        // The shapes `market_event_bytes` reads; any other is subxt's to read.
+        let (who, cid) = match (name, ev.info.fields.as_slice()) {
+            ("FileSuccess" | "RenewFileSuccess", [who, cid]) => (Some(bytes(*who)?), bytes(*cid)?),
             ("AddPrepaidSuccess", [who, cid, amount]) => {
-                let found = (
-                    layouts.read_bytes(*who, &mut data)?,
-                    layouts.read_bytes(*cid, &mut data)?,
-                );
+                let found = (Some(bytes(*who)?), bytes(*cid)?);
                 layouts.read_uint(*amount, &mut data)?.ok_or_else(|| shape(name))?;
                 found
             }
-            ("FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess", _) => return Err(shape(name)),
-            (_, [cid]) => (Some(Vec::new()), layouts.read_bytes(*cid, &mut data)?),
+            (_, [cid]) if !names_account(name) => (None, bytes(*cid)?),
             _ => return Err(shape(name)),
         };
-        let (Some(who), Some(cid)) = (who, cid) else {
-            return Err(shape(name));
-        };
-        let who = matches!(name, "FileSuccess" | "RenewFileSuccess" | "AddPrepaidSuccess").then_some(who);
         let extrinsic = ev.extrinsic.map(|i| i as usize);
-        let orderer = extrinsic.filter(|_| name == "FileSuccess");
-        facts.note(name, cid, who, extrinsic, orderer, |i| {
+        facts.note(name, cid, who, extrinsic, |i| {
             let x = exts.get(i);
             let mut v = Vec::new();
             let direct = x.filter(|x| x.call.pallet == "Market" && x.call.name == "place_storage_order");
             if let Some(o) = direct.and_then(|x| direct_order(layouts, x)) {
                 v.push(o);
-            } else if let Some(x) = x {
-                let call = <Value as subxt::ext::scale_decode::DecodeAsType>::decode_as_type(
-                    &mut &x.call_bytes[..],
-                    metadata.outer_enums().call_enum_ty(),
-                    metadata.types(),
-                );
-                if let Ok(call) = call {
-                    orders_in_call(&call, metadata, &mut v);
-                }
+            } else if let Some(call) = x.and_then(|x| call_value(x.call_bytes, metadata)) {
+                orders_in_call(&call, metadata, &mut v);
             }
             (v, x.and_then(|x| x.address).and_then(account_from_address))
         });
