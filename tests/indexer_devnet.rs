@@ -112,6 +112,8 @@ fn check_conn(c: &mut PgConnection, truth: &GroundTruth) {
 #[actix_rt::test]
 async fn actor_restarts_during_catch_up_miss_and_duplicate_nothing() {
     let chain = chain_with_history().await;
+    // Slow enough (~5 s for the history) that both restarts land in the middle of the catch-up.
+    chain.slow_block_reads(Duration::from_millis(500));
     let t = TestDb::migrated();
     seed_cursor(&t);
     let mut settings = t.app_settings();
@@ -124,8 +126,13 @@ async fn actor_restarts_during_catch_up_miss_and_duplicate_nothing() {
             async move { (b >= target).then_some(()) }
         })
         .await;
+        assert!(
+            indexed_block(&t) < i64::from(BLOCKS),
+            "restarted in the middle of the catch-up"
+        );
         peers.indexer.do_send(RestartActor);
     }
+    chain.slow_block_reads(Duration::ZERO);
     eventually(180, "caught up", || {
         let b = indexed_block(&t);
         async move { (b >= i64::from(BLOCKS)).then_some(()) }
@@ -141,6 +148,9 @@ async fn actor_restarts_during_catch_up_miss_and_duplicate_nothing() {
 #[actix_rt::test]
 async fn sigkill_during_catch_up_misses_and_duplicates_nothing() {
     let chain = chain_with_history().await;
+    // A slow node (16 blocks in flight, each answered a second late: ~10 s for the history) so that the kill lands in
+    // the middle of the catch-up however fast the reader is; the restarted process reads at full speed.
+    chain.slow_block_reads(Duration::from_secs(1));
     let t = TestDb::migrated();
     seed_cursor(&t);
     let start = || {
@@ -178,7 +188,11 @@ async fn sigkill_during_catch_up_misses_and_duplicates_nothing() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let killed_at = indexed_block(&t);
-    assert!(killed_at < i64::from(BLOCKS), "killed in the middle of the catch-up");
+    assert!(
+        killed_at < i64::from(BLOCKS),
+        "killed in the middle of the catch-up, found block {killed_at} indexed"
+    );
+    chain.slow_block_reads(Duration::ZERO);
     let mut child = common::KillOnDrop(start());
     let deadline = Instant::now() + Duration::from_secs(180);
     while indexed_block(&t) < i64::from(BLOCKS) {
@@ -231,11 +245,12 @@ async fn new_heads_arrive_by_subscription_not_by_poll() {
 #[actix_rt::test]
 async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
     let chain = chain_with_history().await;
-    // A longer history than the other tests': the crashes must land in the middle of the catch-up even on a fast
-    // machine.
+    // A longer history than the other tests', read from a slow node (~3 s for it all): the crashes must land in the
+    // middle of the catch-up however fast the reader is.
     for _ in 0..300 {
         chain.produce_block();
     }
+    chain.slow_block_reads(Duration::from_millis(100));
     let total = i64::from(BLOCKS) + 300;
     let pg = DevPostgres::start(None).expect("a throwaway PostgreSQL cluster (the local initdb and pg_ctl)");
     {
@@ -288,6 +303,7 @@ async fn postgres_crashes_during_catch_up_lose_and_duplicate_nothing() {
         crashes >= 1,
         "PostgreSQL crashed at least once in the middle of the catch-up"
     );
+    chain.slow_block_reads(Duration::ZERO);
     eventually(180, "caught up after the crashes", || {
         let b = indexed();
         async move { (b >= total).then_some(()) }

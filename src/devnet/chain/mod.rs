@@ -465,6 +465,7 @@ pub struct DevChain {
     handle: jsonrpsee::server::ServerHandle,
     timer: Option<tokio::task::JoinHandle<()>>,
     runtime_calls: Arc<std::sync::atomic::AtomicU64>,
+    block_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DevChain {
@@ -475,11 +476,13 @@ impl DevChain {
         let shared: SharedChain = Arc::new(Mutex::new(state));
         let (heads, _) = tokio::sync::broadcast::channel(256);
         let runtime_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let block_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let ctx = rpc::RpcCtx {
             chain: shared.clone(),
             heads: heads.clone(),
             metadata: rpc::metadata_bytes(),
             runtime_calls: runtime_calls.clone(),
+            block_delay_ms: block_delay_ms.clone(),
         };
         let (addr, handle) = rpc::serve(cfg.bind, ctx).await?;
         let mut chain = DevChain {
@@ -489,6 +492,7 @@ impl DevChain {
             handle,
             timer: None,
             runtime_calls,
+            block_delay_ms,
         };
         if cfg.block_ms > 0 {
             let shared = chain.shared.clone();
@@ -516,6 +520,13 @@ impl DevChain {
     /// Runtime calls answered so far (`state_call`, `state_getRuntimeVersion`).
     pub fn runtime_calls(&self) -> u64 {
         self.runtime_calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes every `chain_getBlock` answer `delay` late (a slow or distant node): a catch-up then lasts long enough
+    /// for a test to act in its middle on any machine. `Duration::ZERO` answers at once again.
+    pub fn slow_block_reads(&self, delay: std::time::Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.block_delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// WebSocket endpoint for subxt and polkadot.js.

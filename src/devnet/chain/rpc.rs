@@ -23,6 +23,9 @@ pub struct RpcCtx {
     /// Runtime calls answered (`state_call`, `state_getRuntimeVersion`): on a real node each runs the Wasm runtime,
     /// so tests check how many a client asks for.
     pub runtime_calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Milliseconds `chain_getBlock` waits before it answers: a slow node, so that tests can stop a catch-up in its
+    /// middle however fast the reader is. 0 answers at once.
+    pub block_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
@@ -173,17 +176,18 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
             at_block(ctx, h, |_, b| b.header.to_json())
         },
     )?;
-    m.register_method(
-        "chain_getBlock",
-        |p: Params, ctx: &RpcCtx, _| -> Result<Option<Value>, ErrorObjectOwned> {
-            let h: Option<String> = p.sequence().optional_next()?;
-            at_block(ctx, h, |_, b| {
-                json!({"block": {"header": b.header.to_json(),
+    m.register_async_method("chain_getBlock", |p: Params<'static>, ctx: Arc<RpcCtx>, _| async move {
+        let h: Option<String> = p.sequence().optional_next()?;
+        let delay = ctx.block_delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        at_block(&ctx, h, |_, b| {
+            json!({"block": {"header": b.header.to_json(),
                              "extrinsics": b.extrinsics.iter().map(|x| hex0x(x)).collect::<Vec<_>>()},
                    "justifications": null})
-            })
-        },
-    )?;
+        })
+    })?;
     m.register_method(
         "state_getRuntimeVersion",
         |p: Params, ctx: &RpcCtx, _| -> Result<Value, ErrorObjectOwned> {
