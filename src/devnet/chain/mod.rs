@@ -83,6 +83,8 @@ pub struct ChainState {
     pub paused: bool,
     /// `system_health.isSyncing`, as a node still importing the chain reports it.
     pub syncing: bool,
+    /// How late `chain_getBlock` answers, as a slow or distant node does (zero: at once).
+    pub block_delay: std::time::Duration,
     pub scenario: scenario::Scenario,
     /// Runtime spec version of the blocks being built (25; 26 after [`DevChain::upgrade_runtime`]).
     pub spec: u32,
@@ -111,6 +113,7 @@ impl ChainState {
             nonces: HashMap::new(),
             paused: false,
             syncing: false,
+            block_delay: std::time::Duration::ZERO,
             scenario,
             spec: metadata::SPEC_VERSION,
             state: im::OrdMap::new(),
@@ -465,7 +468,6 @@ pub struct DevChain {
     handle: jsonrpsee::server::ServerHandle,
     timer: Option<tokio::task::JoinHandle<()>>,
     runtime_calls: Arc<std::sync::atomic::AtomicU64>,
-    block_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DevChain {
@@ -476,13 +478,11 @@ impl DevChain {
         let shared: SharedChain = Arc::new(Mutex::new(state));
         let (heads, _) = tokio::sync::broadcast::channel(256);
         let runtime_calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let block_delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let ctx = rpc::RpcCtx {
             chain: shared.clone(),
             heads: heads.clone(),
             metadata: rpc::metadata_bytes(),
             runtime_calls: runtime_calls.clone(),
-            block_delay_ms: block_delay_ms.clone(),
         };
         let (addr, handle) = rpc::serve(cfg.bind, ctx).await?;
         let mut chain = DevChain {
@@ -492,7 +492,6 @@ impl DevChain {
             handle,
             timer: None,
             runtime_calls,
-            block_delay_ms,
         };
         if cfg.block_ms > 0 {
             let shared = chain.shared.clone();
@@ -525,8 +524,9 @@ impl DevChain {
     /// Makes every `chain_getBlock` answer `delay` late (a slow or distant node): a catch-up then lasts long enough
     /// for a test to act in its middle on any machine. `Duration::ZERO` answers at once again.
     pub fn slow_block_reads(&self, delay: std::time::Duration) {
-        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        self.block_delay_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut c) = self.shared.lock() {
+            c.block_delay = delay;
+        }
     }
 
     /// WebSocket endpoint for subxt and polkadot.js.

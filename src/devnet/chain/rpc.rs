@@ -23,9 +23,6 @@ pub struct RpcCtx {
     /// Runtime calls answered (`state_call`, `state_getRuntimeVersion`): on a real node each runs the Wasm runtime,
     /// so tests check how many a client asks for.
     pub runtime_calls: Arc<std::sync::atomic::AtomicU64>,
-    /// Milliseconds `chain_getBlock` waits before it answers: a slow node, so that tests can stop a catch-up in its
-    /// middle however fast the reader is. 0 answers at once.
-    pub block_delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
@@ -178,9 +175,9 @@ pub fn module(ctx: RpcCtx) -> Result<RpcModule<RpcCtx>, jsonrpsee::core::Registe
     )?;
     m.register_async_method("chain_getBlock", |p: Params<'static>, ctx: Arc<RpcCtx>, _| async move {
         let h: Option<String> = p.sequence().optional_next()?;
-        let delay = ctx.block_delay_ms.load(std::sync::atomic::Ordering::Relaxed);
-        if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        let delay = ctx.chain.lock().map(|c| c.block_delay).unwrap_or_default();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         at_block(&ctx, h, |_, b| {
             json!({"block": {"header": b.header.to_json(),
