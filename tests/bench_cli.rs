@@ -138,11 +138,15 @@ fn bench_reports_scan_catchup_and_pick_latency() {
     // The writer's time is part of the catch-up's, so the rate it alone allows is at least the rate measured.
     assert!(n("catchup_write_secs") > 0.0, "{line}");
     assert!(n("catchup_write_secs") <= n("catchup_secs") + 0.1, "{line}");
-    let bound = n("catchup_blocks") / n("catchup_write_secs");
-    assert!(
-        (bound - n("catchup_write_bound_blocks_per_sec")).abs() <= 1.0 + bound * 0.02,
-        "{line}"
+    // `catchup_write_secs` is printed to the millisecond, the bound computed before rounding: on a short write the
+    // half millisecond moves it by more than 2 %, so the bound is checked against what the printed time allows.
+    let (blocks, write_secs) = (n("catchup_blocks"), n("catchup_write_secs"));
+    let (low, high) = (
+        blocks / (write_secs + 0.0005),
+        blocks / (write_secs - 0.0005).max(0.0001),
     );
+    let bound = n("catchup_write_bound_blocks_per_sec");
+    assert!(bound >= low * 0.98 - 1.0 && bound <= high * 1.02 + 1.0, "{line}");
     assert!(
         n("catchup_write_bound_blocks_per_sec") >= n("catchup_blocks_per_sec") * 0.98,
         "{line}"
